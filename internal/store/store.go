@@ -1,0 +1,198 @@
+// Package store is jmlgate's transactional storage contract. It imports only
+// the standard library; engines live in sub-packages named after their
+// technology (store/sqlite, store/postgres) and prove their behaviour with the
+// shared conformance suite in store/storetest.
+//
+// Every state change goes through Store.Update: the SCIM write, the audit
+// record it implies (and, later, the connector jobs) commit in one
+// transaction or not at all.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Engines wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound: the addressed row does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness constraint (userName, group displayName,
+	// token name, audit sequence) would be violated. Nothing was written.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Resource types stored.
+const (
+	TypeUser  = "User"
+	TypeGroup = "Group"
+)
+
+// Resource is one SCIM resource as stored. Data holds the JSON object of every
+// attribute except id, meta and, for groups, members (which live in their own
+// table so users' "groups" and large groups stay cheap).
+type Resource struct {
+	Type       string
+	ID         string
+	ExternalID string // "" when absent
+	// Name is userName for users and displayName for groups. For users it is
+	// unique among live users, compared case-insensitively.
+	Name string
+	// Display is what member lists show: displayName, else userName.
+	Display      string
+	Version      int64 // starts at 1, +1 on every write
+	Created      time.Time
+	LastModified time.Time
+	Data         []byte
+}
+
+// Member is one entry of a group's members.
+type Member struct {
+	Value   string // member resource id
+	Type    string // "User" or "Group"
+	Display string // filled on read from the member resource
+}
+
+// GroupRef is one group a resource belongs to.
+type GroupRef struct {
+	ID      string
+	Display string
+}
+
+// IndexAttr names the attributes a ListQuery may use as an index.
+type IndexAttr string
+
+// Indexed attributes.
+const (
+	IndexID         IndexAttr = "id"
+	IndexExternalID IndexAttr = "externalId"
+	IndexName       IndexAttr = "name" // compared case-insensitively
+)
+
+// SortKey names the orders ListResources supports natively.
+type SortKey string
+
+// Sort keys. SortNone is creation order (stable: ties broken by id).
+const (
+	SortNone         SortKey = ""
+	SortName         SortKey = "name"
+	SortExternalID   SortKey = "externalId"
+	SortCreated      SortKey = "created"
+	SortLastModified SortKey = "lastModified"
+	SortDisplay      SortKey = "display"
+)
+
+// ListQuery selects resources of one type.
+type ListQuery struct {
+	Type string
+	// IndexAttr/IndexValue narrow the result to resources whose indexed
+	// attribute equals IndexValue. Empty IndexAttr: no narrowing.
+	IndexAttr  IndexAttr
+	IndexValue string
+	Sort       SortKey
+	Descending bool
+	// Offset skips that many results; Limit caps them (<0: no cap, 0: none,
+	// only the total is computed).
+	Offset int
+	Limit  int
+}
+
+// Token is an API bearer token. Only the SHA-256 of the token is stored.
+type Token struct {
+	ID      string
+	Name    string // unique
+	Hash    []byte // SHA-256 of the token value
+	Scopes  []string
+	Created time.Time
+	Expires time.Time // zero: never
+	Revoked time.Time // zero: live
+}
+
+// AuditRecord is one entry of the hash-linked audit chain. The store only
+// persists records; internal/audit computes Hash and checks the chain.
+type AuditRecord struct {
+	Seq          int64 // 1, 2, 3, … with no gaps
+	Time         time.Time
+	Actor        string
+	Action       string // e.g. "user.create", "group.patch", "token.create"
+	ResourceType string
+	ResourceID   string
+	RequestID    string
+	BeforeDigest string // hex SHA-256 of the state before, "" if none
+	AfterDigest  string // hex SHA-256 of the state after, "" if none
+	PrevHash     []byte
+	Hash         []byte
+}
+
+// ReadTx reads from a consistent snapshot.
+type ReadTx interface {
+	// GetResource returns the live resource, or ErrNotFound.
+	GetResource(ctx context.Context, typ, id string) (*Resource, error)
+	// ListResources returns the page selected by q and the total number of
+	// matches ignoring Offset/Limit.
+	ListResources(ctx context.Context, q ListQuery) ([]*Resource, int, error)
+	// ScanResources calls fn for every resource of type typ in creation
+	// order; fn returning an error stops the scan and returns that error.
+	ScanResources(ctx context.Context, typ string, fn func(*Resource) error) error
+	// Members returns the members of a group ordered by value, with Display
+	// filled. A missing group yields an empty list.
+	Members(ctx context.Context, groupID string) ([]Member, error)
+	// GroupsOf returns the groups that list id as a direct member, by id.
+	GroupsOf(ctx context.Context, memberID string) ([]GroupRef, error)
+	// TokenByHash returns the token with that hash (revoked or not), or
+	// ErrNotFound.
+	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	// Tokens lists all tokens by name.
+	Tokens(ctx context.Context) ([]*Token, error)
+	// AuditHead returns the last audit record, or ErrNotFound on an empty
+	// chain.
+	AuditHead(ctx context.Context) (*AuditRecord, error)
+	// AuditRange returns records with fromSeq <= Seq, in order, at most limit.
+	AuditRange(ctx context.Context, fromSeq int64, limit int) ([]*AuditRecord, error)
+}
+
+// Tx is a write transaction. It sees its own writes.
+type Tx interface {
+	ReadTx
+	// CreateResource inserts r (Version, Created, LastModified as given).
+	// ErrConflict if a live user has the same Name case-insensitively or the
+	// id exists.
+	CreateResource(ctx context.Context, r *Resource) error
+	// UpdateResource replaces the stored resource with r, provided its
+	// stored Version is r.Version-1; otherwise ErrConflict. ErrNotFound if
+	// absent; ErrConflict on a Name clash.
+	UpdateResource(ctx context.Context, r *Resource) error
+	// DeleteResource removes the resource and its memberships (both as a
+	// group and as a member). ErrNotFound if absent.
+	DeleteResource(ctx context.Context, typ, id string) error
+	// AddMembers adds members to a group; members already present are left
+	// as they are.
+	AddMembers(ctx context.Context, groupID string, members []Member) error
+	// RemoveMembers removes the members with those values; absent ones are
+	// ignored.
+	RemoveMembers(ctx context.Context, groupID string, values []string) error
+	// CreateToken inserts t; ErrConflict on a duplicate name.
+	CreateToken(ctx context.Context, t *Token) error
+	// RevokeToken marks the named token revoked at the given time;
+	// ErrNotFound if there is no live token with that name.
+	RevokeToken(ctx context.Context, name string, at time.Time) error
+	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
+	AppendAudit(ctx context.Context, rec *AuditRecord) error
+}
+
+// Store is an open database.
+type Store interface {
+	// Update runs fn in a write transaction and commits if fn returns nil;
+	// otherwise it rolls back and returns fn's error. Nothing fn wrote
+	// survives a failure. Writers are serialised.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only snapshot.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	// Migrate applies pending schema migrations; it is idempotent.
+	Migrate(ctx context.Context) error
+	// Ready returns nil when the database answers and every migration is
+	// applied.
+	Ready(ctx context.Context) error
+	Close() error
+}
