@@ -1,0 +1,228 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Scope names a static token may carry. internal/auth defines the same set.
+var scopeNames = []string{"scim", "approve", "audit", "admin"}
+
+// Signature algorithms a jwt section may allow: asymmetric only, so a
+// public JWKS key can never be used as an HMAC secret.
+var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Validate checks every value and returns an *Error listing every problem
+// found, or nil. It does not touch the file system or the network (a
+// jwks_file that cannot be read is reported by internal/auth).
+func (c *Config) Validate() error {
+	v := validator{lines: c.lines}
+	c.validateServer(&v)
+	c.validateStore(&v)
+
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		v.add("log.level", "unknown level %q (want debug, info, warn, error)", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		v.add("log.format", "unknown format %q (want json, text)", c.Log.Format)
+	}
+
+	c.validateTokens(&v)
+	if c.Auth.JWT != nil {
+		c.Auth.JWT.validate(&v, "auth.jwt")
+	}
+
+	if c.SCIM.MaxResults < 1 {
+		v.add("scim.max_results", "must be at least 1, got %d", c.SCIM.MaxResults)
+	}
+	if c.SCIM.Bulk.MaxOperations < 1 {
+		v.add("scim.bulk.max_operations", "must be at least 1, got %d", c.SCIM.Bulk.MaxOperations)
+	}
+	if c.SCIM.Bulk.MaxPayloadBytes < 1 {
+		v.add("scim.bulk.max_payload_bytes", "must be at least 1, got %d", c.SCIM.Bulk.MaxPayloadBytes)
+	}
+	if len(v.problems) > 0 {
+		return &Error{Problems: v.problems}
+	}
+	return nil
+}
+
+type validator struct {
+	lines    map[string]int
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Line: v.lines[path], Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *Config) validateServer(v *validator) {
+	s := &c.Server
+	host, port, err := net.SplitHostPort(s.Listen)
+	switch {
+	case err != nil:
+		v.add("server.listen", "want host:port, got %q", s.Listen)
+	case !validPort(port):
+		v.add("server.listen", "port %q is not a number from 0 to 65535", port)
+	case strings.ContainsAny(host, " /"):
+		v.add("server.listen", "invalid host %q", host)
+	}
+	if s.BaseURL != "" {
+		u, err := url.Parse(s.BaseURL)
+		switch {
+		case err != nil:
+			v.add("server.base_url", "not a URL: %q", s.BaseURL)
+		case u.Scheme != "http" && u.Scheme != "https":
+			v.add("server.base_url", "want an absolute http or https URL, got %q", s.BaseURL)
+		case u.Host == "":
+			v.add("server.base_url", "missing host in %q", s.BaseURL)
+		case u.User != nil:
+			v.add("server.base_url", "must not contain credentials")
+		case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s.BaseURL, "?"):
+			v.add("server.base_url", "must not have a query or fragment, got %q", s.BaseURL)
+		}
+	}
+	if s.BodyLimit < 1 {
+		v.add("server.body_limit_bytes", "must be at least 1, got %d", s.BodyLimit)
+	}
+	if s.RequestTimeout <= 0 {
+		v.add("server.request_timeout", "must be positive, got %s", s.RequestTimeout)
+	}
+	if s.ShutdownTimeout <= 0 {
+		v.add("server.shutdown_timeout", "must be positive, got %s", s.ShutdownTimeout)
+	}
+	if rl := s.RateLimit; rl.Enabled {
+		if !(rl.RequestsPerSecond > 0) { // also rejects NaN
+			v.add("server.rate_limit.requests_per_second", "must be positive when the rate limit is enabled, got %v", rl.RequestsPerSecond)
+		}
+		if rl.Burst < 1 {
+			v.add("server.rate_limit.burst", "must be at least 1 when the rate limit is enabled, got %d", rl.Burst)
+		}
+	}
+}
+
+func (c *Config) validateStore(v *validator) {
+	s := &c.Store
+	switch s.Driver {
+	case "sqlite":
+		if s.Path == "" {
+			v.add("store.path", "required with driver sqlite")
+		}
+		if s.DSN != "" {
+			v.add("store.dsn", "only used with driver postgres; sqlite uses store.path")
+		}
+	case "postgres":
+		if s.DSN == "" {
+			v.add("store.dsn", "required with driver postgres")
+		}
+	default:
+		v.add("store.driver", "unknown driver %q (want sqlite, postgres)", s.Driver)
+	}
+}
+
+func (c *Config) validateTokens(v *validator) {
+	names := map[string]int{}
+	hashes := map[string]int{}
+	for i, t := range c.Auth.Tokens {
+		p := fmt.Sprintf("auth.tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			v.add(p+".name", "required")
+		case len(t.Name) > 64 || strings.ContainsFunc(t.Name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			v.add(p+".name", "want at most 64 characters without spaces or control characters")
+		default:
+			if j, dup := names[t.Name]; dup {
+				v.add(p+".name", "duplicate token name %q (also auth.tokens[%d])", t.Name, j)
+			} else {
+				names[t.Name] = i
+			}
+		}
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
+			// The value is a hash, not a secret, but quoting it is useless.
+			v.add(p+".sha256", "must be 64 hex characters (the SHA-256 of the token), got %d characters", len(t.SHA256))
+		} else {
+			h := strings.ToLower(t.SHA256)
+			if j, dup := hashes[h]; dup {
+				v.add(p+".sha256", "same hash as auth.tokens[%d]", j)
+			} else {
+				hashes[h] = i
+			}
+		}
+		if len(t.Scopes) == 0 {
+			v.add(p+".scopes", "at least one scope is required (scim, approve, audit, admin)")
+		}
+		for j, s := range t.Scopes {
+			sp := fmt.Sprintf("%s.scopes[%d]", p, j)
+			switch {
+			case !slices.Contains(scopeNames, s):
+				v.add(sp, "unknown scope %q (want %s)", s, strings.Join(scopeNames, ", "))
+			case slices.Index(t.Scopes, s) < j:
+				v.add(sp, "duplicate scope %q", s)
+			}
+		}
+	}
+}
+
+func (j *JWT) validate(v *validator, p string) {
+	if j.Issuer == "" {
+		v.add(p+".issuer", "required")
+	}
+	if j.Audience == "" {
+		v.add(p+".audience", "required")
+	}
+	switch {
+	case j.JWKSFile == "" && j.JWKSURL == "":
+		v.add(p, "set one of jwks_file and jwks_url")
+	case j.JWKSFile != "" && j.JWKSURL != "":
+		v.add(p, "set only one of jwks_file and jwks_url, not both")
+	case j.JWKSURL != "":
+		u, err := url.Parse(j.JWKSURL)
+		switch {
+		case err != nil || u.Host == "":
+			v.add(p+".jwks_url", "want an absolute https URL, got %q", j.JWKSURL)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && isLoopback(u.Hostname()):
+		default:
+			v.add(p+".jwks_url", "want https (http only to a loopback host), got %q", j.JWKSURL)
+		}
+	}
+	if j.ScopesClaim == "" {
+		v.add(p+".scopes_claim", "must not be empty")
+	}
+	if len(j.Algorithms) == 0 {
+		v.add(p+".algorithms", "at least one algorithm is required (%s)", strings.Join(jwtAlgorithms, ", "))
+	}
+	for i, a := range j.Algorithms {
+		ap := fmt.Sprintf("%s.algorithms[%d]", p, i)
+		switch {
+		case strings.EqualFold(a, "none") || strings.HasPrefix(a, "HS"):
+			v.add(ap, "%q is not allowed: only asymmetric signatures are accepted (%s)", a, strings.Join(jwtAlgorithms, ", "))
+		case !slices.Contains(jwtAlgorithms, a):
+			v.add(ap, "unknown algorithm %q (want %s)", a, strings.Join(jwtAlgorithms, ", "))
+		}
+	}
+	if j.Leeway < 0 {
+		v.add(p+".leeway", "must not be negative, got %s", j.Leeway)
+	}
+	if j.JWKSRefresh <= 0 {
+		v.add(p+".jwks_refresh", "must be positive, got %s", j.JWKSRefresh)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
+}
