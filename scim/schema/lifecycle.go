@@ -1,8 +1,8 @@
 package schema
 
 import (
-	escim "github.com/elimity-com/scim/schema"
 	"github.com/elimity-com/scim/optional"
+	escim "github.com/elimity-com/scim/schema"
 )
 
 // lifecycleSchema is jmlgate's User extension carrying the dates that drive

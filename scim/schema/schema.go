@@ -176,7 +176,13 @@ func (rt *ResourceType) ResolveParts(urn, attr, sub string) (Path, error) {
 			s = rt.Core
 		}
 	case strings.EqualFold(urn, rt.Core.ID):
-		s = rt.Core
+		// The core URN may prefix common attributes too
+		// ("urn:...:core:2.0:User:meta.created").
+		if a := rt.Common.Attr(attr); a != nil {
+			p.Attr = a
+		} else {
+			s = rt.Core
+		}
 	default:
 		s = rt.Extension(urn)
 		if s == nil {
