@@ -6,6 +6,10 @@
 // Every state change goes through Store.Update: the SCIM write, the audit
 // record it implies (and, later, the connector jobs) commit in one
 // transaction or not at all.
+//
+// Times (Created, LastModified, Token and AuditRecord times) round-trip
+// exactly: what comes back is Equal to what was stored, to the nanosecond,
+// and is in UTC. The audit chain hashes Time, so an engine must not round.
 package store
 
 import (
@@ -18,8 +22,9 @@ import (
 var (
 	// ErrNotFound: the addressed row does not exist.
 	ErrNotFound = errors.New("store: not found")
-	// ErrConflict: a uniqueness constraint (userName, group displayName,
-	// token name, audit sequence) would be violated. Nothing was written.
+	// ErrConflict: a uniqueness constraint (resource id, userName, token
+	// id/name/hash, audit sequence) would be violated, or a version check
+	// failed. Nothing was written. Group displayNames are not unique.
 	ErrConflict = errors.New("store: conflict")
 )
 
@@ -34,7 +39,7 @@ const (
 // table so users' "groups" and large groups stay cheap).
 type Resource struct {
 	Type       string
-	ID         string
+	ID         string // unique across both types
 	ExternalID string // "" when absent
 	// Name is userName for users and displayName for groups. For users it is
 	// unique among live users, compared case-insensitively.
@@ -66,14 +71,18 @@ type IndexAttr string
 // Indexed attributes.
 const (
 	IndexID         IndexAttr = "id"
-	IndexExternalID IndexAttr = "externalId"
-	IndexName       IndexAttr = "name" // compared case-insensitively
+	IndexExternalID IndexAttr = "externalId" // "" matches nothing
+	IndexName       IndexAttr = "name"       // compared case-insensitively
 )
 
 // SortKey names the orders ListResources supports natively.
 type SortKey string
 
-// Sort keys. SortNone is creation order (stable: ties broken by id).
+// Sort keys. SortNone is creation order; every other key breaks ties by
+// creation order, so pages are stable. Descending reverses the whole order,
+// ties included. SortName and SortDisplay compare case-insensitively,
+// SortExternalID exactly, and resources without an externalId sort after all
+// others (before them when Descending), as RFC 7644 §3.4.2.3 asks.
 const (
 	SortNone         SortKey = ""
 	SortName         SortKey = "name"
@@ -148,7 +157,8 @@ type ReadTx interface {
 	// AuditHead returns the last audit record, or ErrNotFound on an empty
 	// chain.
 	AuditHead(ctx context.Context) (*AuditRecord, error)
-	// AuditRange returns records with fromSeq <= Seq, in order, at most limit.
+	// AuditRange returns records with fromSeq <= Seq, in order, at most limit
+	// (limit < 0: no cap).
 	AuditRange(ctx context.Context, fromSeq int64, limit int) ([]*AuditRecord, error)
 }
 
@@ -161,21 +171,26 @@ type Tx interface {
 	CreateResource(ctx context.Context, r *Resource) error
 	// UpdateResource replaces the stored resource with r, provided its
 	// stored Version is r.Version-1; otherwise ErrConflict. ErrNotFound if
-	// absent; ErrConflict on a Name clash.
+	// no resource of r.Type has r.ID; ErrConflict on a Name clash. The
+	// resource keeps its place in creation order.
 	UpdateResource(ctx context.Context, r *Resource) error
 	// DeleteResource removes the resource and its memberships (both as a
 	// group and as a member). ErrNotFound if absent.
 	DeleteResource(ctx context.Context, typ, id string) error
 	// AddMembers adds members to a group; members already present are left
-	// as they are.
+	// as they are. ErrNotFound, and nothing added, if the group or any member
+	// does not exist (or a member's non-empty Type is not its resource's
+	// type). The stored Type is the member resource's.
 	AddMembers(ctx context.Context, groupID string, members []Member) error
 	// RemoveMembers removes the members with those values; absent ones are
 	// ignored.
 	RemoveMembers(ctx context.Context, groupID string, values []string) error
-	// CreateToken inserts t; ErrConflict on a duplicate name.
+	// CreateToken inserts t; ErrConflict on a duplicate id, name or hash
+	// (names of revoked tokens stay taken).
 	CreateToken(ctx context.Context, t *Token) error
 	// RevokeToken marks the named token revoked at the given time;
-	// ErrNotFound if there is no live token with that name.
+	// ErrNotFound if there is no unrevoked token with that name (expiry does
+	// not matter).
 	RevokeToken(ctx context.Context, name string, at time.Time) error
 	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
 	AppendAudit(ctx context.Context, rec *AuditRecord) error
@@ -185,9 +200,12 @@ type Tx interface {
 type Store interface {
 	// Update runs fn in a write transaction and commits if fn returns nil;
 	// otherwise it rolls back and returns fn's error. Nothing fn wrote
-	// survives a failure. Writers are serialised.
+	// survives a failure: an error, a panic (re-raised after the rollback)
+	// or ctx ending before the commit (the error then wraps ctx.Err()).
+	// Writers are serialised.
 	Update(ctx context.Context, fn func(Tx) error) error
-	// View runs fn in a read-only snapshot.
+	// View runs fn in a read-only snapshot: it sees only committed data, and
+	// the same data for every read within fn.
 	View(ctx context.Context, fn func(ReadTx) error) error
 	// Migrate applies pending schema migrations; it is idempotent.
 	Migrate(ctx context.Context) error

@@ -1,0 +1,241 @@
+// Package sqlite is the embedded store engine: one SQLite database file in
+// WAL mode, reached through modernc.org/sqlite (pure Go, no cgo).
+//
+// A Store holds two connection pools on the same file. Writes go through a
+// pool of exactly one connection whose transactions start with BEGIN
+// IMMEDIATE, so writers queue in Go (honouring their context) instead of
+// failing with SQLITE_BUSY. Reads go through a pool of read-only
+// (query_only) connections; WAL lets them read a committed snapshot while a
+// write is in progress.
+//
+// The schema is managed by goose with the SQL files embedded from
+// migrations/. Open never migrates: the CLI (or a test) calls Migrate, and
+// Ready reports a database whose schema is behind.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"runtime"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/jmlgate/jmlgate/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// versionTable is goose's bookkeeping table.
+const versionTable = "goose_db_version"
+
+// busyTimeoutMS bounds how long a connection waits for a lock held by another
+// process on the same file (this process's writers never contend: they share
+// one connection).
+const busyTimeoutMS = 10000
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	logger *slog.Logger
+}
+
+// WithLogger sets the logger that reports applied migrations. The default
+// discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// Store is a store.Store backed by one SQLite file. It is safe for
+// concurrent use.
+type Store struct {
+	path     string
+	logger   *slog.Logger
+	writer   *sql.DB // exactly one connection, BEGIN IMMEDIATE
+	reader   *sql.DB // query_only connections
+	provider *goose.Provider
+	versions database.Store
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and checks that
+// it answers. It does not apply migrations: call Migrate. path must be a plain
+// file name; ":memory:", "file:" URIs and names holding '?' are rejected
+// because the writer and the readers must share one file.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg := config{logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case path == "":
+		return nil, errors.New("sqlite: open: empty database path")
+	case path == ":memory:" || strings.HasPrefix(path, "file:"):
+		return nil, fmt.Errorf("sqlite: open %q: need a plain file path", path)
+	case strings.ContainsRune(path, '?'):
+		return nil, fmt.Errorf("sqlite: open %q: path must not contain '?'", path)
+	}
+
+	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", busyTimeoutMS)
+	writer, err := sql.Open("sqlite", path+"?"+common+"&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	// The writer connection switches the file to WAL; open it before any
+	// reader so readers never see a rollback-journal database.
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+
+	reader, err := sql.Open("sqlite", path+"?"+common+"&_query_only=1")
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	reader.SetMaxOpenConns(n)
+	reader.SetMaxIdleConns(n)
+	reader.SetConnMaxLifetime(0)
+	reader.SetConnMaxIdleTime(0)
+	if err := reader.PingContext(ctx); err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+
+	s := &Store{path: path, logger: cfg.logger, writer: writer, reader: reader}
+	if s.provider, s.versions, err = newProvider(writer, cfg.logger); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
+	return s, nil
+}
+
+func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, database.Store, error) {
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithTableName(versionTable),
+		goose.WithVerbose(true),
+		goose.WithSlog(logger),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("migrations: %w", err)
+	}
+	versions, err := database.NewStore(database.DialectSQLite3, versionTable)
+	if err != nil {
+		return nil, nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, versions, nil
+}
+
+// Migrate applies every pending migration, each in its own transaction on
+// the writer connection (so it waits for running writers). Applying none is
+// not an error.
+func (s *Store) Migrate(ctx context.Context) error {
+	res, err := s.provider.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate %q: %w", s.path, err)
+	}
+	for _, r := range res {
+		s.logger.InfoContext(ctx, "sqlite: migration applied",
+			slog.Int64("version", r.Source.Version), slog.Duration("duration", r.Duration))
+	}
+	return nil
+}
+
+// Ready returns nil when a reader connection answers and every embedded
+// migration is recorded as applied. It never writes (unlike goose's
+// HasPending, which creates the version table).
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.reader.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ready: %w", err)
+	}
+	applied, err := s.versions.ListMigrations(ctx, s.reader)
+	if err != nil {
+		return fmt.Errorf("sqlite: ready: schema not migrated: %w", err)
+	}
+	have := make(map[int64]bool, len(applied))
+	for _, m := range applied {
+		have[m.Version] = true
+	}
+	for _, src := range s.provider.ListSources() {
+		if !have[src.Version] {
+			return fmt.Errorf("sqlite: ready: migration %d is not applied", src.Version)
+		}
+	}
+	return nil
+}
+
+// Update runs fn in a BEGIN IMMEDIATE transaction on the single writer
+// connection, so writers run one at a time in the order they obtain it. fn's
+// writes commit together if it returns nil; if it returns an error, panics,
+// or ctx ends first, everything fn wrote is rolled back (a panic is re-raised
+// after the rollback). fn's error is returned unchanged; a failure to begin
+// or commit is wrapped, e.g. with context.Canceled. fn may call View (it
+// sees the state before this transaction) but must not call Update, which
+// would wait for fn forever.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin write: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = tx.Rollback() // also runs while a panic unwinds
+		}
+	}()
+	if err := fn(&writeTx{readTx{tx}}); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+// View runs fn in a read transaction on a reader connection. The snapshot is
+// taken at fn's first read and holds until fn returns; writes committed after
+// that are not seen, and uncommitted writes never are. fn's error is returned
+// unchanged.
+func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlite: begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a read transaction has nothing to keep
+	return fn(&readTx{tx})
+}
+
+// Close closes both connection pools. Transactions still running fail.
+func (s *Store) Close() error {
+	// s.provider.Close would only close s.writer again.
+	if err := errors.Join(s.reader.Close(), s.writer.Close()); err != nil {
+		return fmt.Errorf("sqlite: close %q: %w", s.path, err)
+	}
+	return nil
+}
