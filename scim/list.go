@@ -1,0 +1,457 @@
+package scim
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	serr "github.com/elimity-com/scim/errors"
+
+	"github.com/jmlgate/jmlgate/internal/store"
+	"github.com/jmlgate/jmlgate/scim/filter"
+	"github.com/jmlgate/jmlgate/scim/schema"
+)
+
+// listParams are the query parameters of RFC 7644 §3.4.2, from the URL or a
+// POST .search body.
+type listParams struct {
+	filter     string
+	startIndex int // 1-based, already clamped
+	count      int // already clamped to [0, MaxResults]
+	sortBy     string
+	descending bool
+	proj       projection
+}
+
+func (s *Server) paramsFromQuery(r *http.Request) (listParams, error) {
+	q := r.URL.Query()
+	p := listParams{filter: q.Get("filter"), sortBy: q.Get("sortBy"), proj: projectionFrom(r)}
+	var err error
+	if p.startIndex, err = intParam(q.Get("startIndex"), 1); err != nil {
+		return p, badRequest(serr.ScimTypeInvalidValue, "startIndex: %v", err)
+	}
+	if p.count, err = intParam(q.Get("count"), s.cfg.MaxResults); err != nil {
+		return p, badRequest(serr.ScimTypeInvalidValue, "count: %v", err)
+	}
+	if p.descending, err = sortOrder(q.Get("sortOrder")); err != nil {
+		return p, err
+	}
+	s.clamp(&p)
+	return p, nil
+}
+
+func intParam(v string, def int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, &strconv.NumError{Func: "parse", Num: v, Err: strconv.ErrSyntax}
+	}
+	return n, nil
+}
+
+func sortOrder(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "", "ascending":
+		return false, nil
+	case "descending":
+		return true, nil
+	}
+	return false, badRequest(serr.ScimTypeInvalidValue, `sortOrder must be "ascending" or "descending", not %q`, v)
+}
+
+// clamp applies RFC 7644 §3.4.2.4: startIndex < 1 means 1, a negative count
+// means 0, and count is capped by MaxResults.
+func (s *Server) clamp(p *listParams) {
+	if p.startIndex < 1 {
+		p.startIndex = 1
+	}
+	if p.count < 0 {
+		p.count = 0
+	}
+	if p.count > s.cfg.MaxResults {
+		p.count = s.cfg.MaxResults
+	}
+}
+
+// searchRequest is the body of POST .search (RFC 7644 §3.4.3).
+type searchRequest struct {
+	Schemas            []string `json:"schemas"`
+	Attributes         []string `json:"attributes"`
+	ExcludedAttributes []string `json:"excludedAttributes"`
+	Filter             string   `json:"filter"`
+	SortBy             string   `json:"sortBy"`
+	SortOrder          string   `json:"sortOrder"`
+	StartIndex         *int     `json:"startIndex"`
+	Count              *int     `json:"count"`
+}
+
+func (s *Server) paramsFromSearch(r *http.Request) (listParams, error) {
+	b, err := readBody(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return listParams{}, err
+	}
+	var req searchRequest
+	if err := decodeStrict(b, &req); err != nil {
+		return listParams{}, err
+	}
+	if !contains(req.Schemas, schema.SearchRequestURN) {
+		return listParams{}, badRequest(serr.ScimTypeInvalidSyntax, "schemas must contain %q", schema.SearchRequestURN)
+	}
+	p := listParams{filter: req.Filter, sortBy: req.SortBy, startIndex: 1, count: s.cfg.MaxResults,
+		proj: projection{attrs: req.Attributes, excluded: req.ExcludedAttributes}}
+	if req.StartIndex != nil {
+		p.startIndex = *req.StartIndex
+	}
+	if req.Count != nil {
+		p.count = *req.Count
+	}
+	if p.descending, err = sortOrder(req.SortOrder); err != nil {
+		return p, err
+	}
+	s.clamp(&p)
+	return p, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType) {
+	p, err := s.paramsFromQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.serveList(w, r, rt, p)
+}
+
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType) {
+	p, err := s.paramsFromSearch(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.serveList(w, r, rt, p)
+}
+
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, p listParams) {
+	docs, total, err := s.list(r.Context(), rt, p, s.baseURL(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]any, 0, len(docs))
+	for _, d := range docs {
+		pd, err := p.proj.apply(rt, d)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out = append(out, pd)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"schemas":      []string{schema.ListResponseURN},
+		"totalResults": total,
+		"startIndex":   p.startIndex,
+		"itemsPerPage": len(out),
+		"Resources":    out,
+	})
+}
+
+// nativeSort maps a sortBy path to an order the store provides.
+func nativeSort(rt *schema.ResourceType, path schema.Path) (store.SortKey, bool) {
+	if path.Extension != "" {
+		return "", false
+	}
+	name := path.Attr.Name
+	if path.Sub != nil {
+		name += "." + path.Sub.Name
+	}
+	switch {
+	case name == "userName" && rt.Name == store.TypeUser, name == "displayName" && rt.Name == store.TypeGroup:
+		return store.SortName, true
+	case name == "externalId":
+		return store.SortExternalID, true
+	case name == "meta.created":
+		return store.SortCreated, true
+	case name == "meta.lastModified":
+		return store.SortLastModified, true
+	}
+	return "", false
+}
+
+// list evaluates a list request in one read snapshot. Filters with an
+// equality on id, externalId, userName or (groups) displayName are answered
+// from the index and only the candidates are matched; other filters scan.
+func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams, base string) ([]map[string]any, int, error) {
+	var expr filter.Expr
+	var f *filter.Filter
+	if p.filter != "" {
+		var err error
+		if expr, err = filter.Parse(p.filter); err != nil {
+			if se := asSCIM(err); se != nil {
+				return nil, 0, se
+			}
+			return nil, 0, badRequest(serr.ScimTypeInvalidFilter, "%v", err)
+		}
+		if f, err = filter.Compile(expr, rt); err != nil {
+			return nil, 0, err
+		}
+	}
+	var sortPath *schema.Path
+	var native store.SortKey
+	nativeOK := true
+	if p.sortBy != "" {
+		sp, err := rt.Resolve(p.sortBy)
+		if err != nil {
+			return nil, 0, badRequest(serr.ScimTypeInvalidValue, "sortBy: %v", err)
+		}
+		sortPath = &sp
+		native, nativeOK = nativeSort(rt, sp)
+	}
+	w := s.wantFor(rt, p.proj)
+	var docs []map[string]any
+	var total int
+	err := s.cfg.Store.View(ctx, func(tx store.ReadTx) error {
+		if f == nil && nativeOK {
+			q := store.ListQuery{Type: rt.Name, Sort: native, Descending: p.descending, Offset: p.startIndex - 1, Limit: p.count}
+			items, n, err := tx.ListResources(ctx, q)
+			if err != nil {
+				return err
+			}
+			total = n
+			for _, res := range items {
+				d, err := s.render(ctx, tx, rt, res, base, w)
+				if err != nil {
+					return err
+				}
+				docs = append(docs, d)
+			}
+			return nil
+		}
+		// Matching needs whatever the filter mentions; the page then gets
+		// whatever the projection wants.
+		mw := want{}
+		if expr != nil {
+			mw.groups = rt.Name == store.TypeUser && mentions(expr, "groups")
+			mw.members = rt.Name == store.TypeGroup && mentions(expr, "members")
+		}
+		var matched []*candidate
+		visit := func(res *store.Resource) error {
+			d, err := s.render(ctx, tx, rt, res, base, mw)
+			if err != nil {
+				return err
+			}
+			if f == nil || f.Match(d) {
+				matched = append(matched, &candidate{res: res, doc: d})
+			}
+			return nil
+		}
+		if err := s.candidates(ctx, tx, rt, expr, visit); err != nil {
+			return err
+		}
+		if sortPath != nil {
+			sortCandidates(matched, *sortPath, p.descending)
+		}
+		total = len(matched)
+		from := min(p.startIndex-1, total)
+		to := min(from+p.count, total)
+		for _, c := range matched[from:to] {
+			d := c.doc
+			if (w.groups && !mw.groups) || (w.members && !mw.members) {
+				var err error
+				if d, err = s.render(ctx, tx, rt, c.res, base, w); err != nil {
+					return err
+				}
+			}
+			docs = append(docs, d)
+		}
+		return nil
+	})
+	return docs, total, err
+}
+
+type candidate struct {
+	res *store.Resource
+	doc map[string]any
+}
+
+// candidates calls visit for every resource that may match expr: those of
+// one index lookup when expr has an indexable equality, all of the type
+// otherwise.
+func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.ResourceType, expr filter.Expr, visit func(*store.Resource) error) error {
+	if expr != nil {
+		var best *store.ListQuery
+		for _, t := range filter.IndexTerms(expr, rt) {
+			q := &store.ListQuery{Type: rt.Name, IndexValue: t.Value, Limit: -1}
+			switch t.Attr {
+			case "id":
+				q.IndexAttr = store.IndexID
+			case "userName":
+				q.IndexAttr = store.IndexName
+			case "displayName":
+				if rt.Name != store.TypeGroup {
+					continue
+				}
+				q.IndexAttr = store.IndexName
+			case "externalId":
+				q.IndexAttr = store.IndexExternalID
+			default:
+				continue
+			}
+			// id and userName are unique; prefer them over externalId and
+			// group displayName.
+			if best == nil || q.IndexAttr == store.IndexID || (q.IndexAttr == store.IndexName && rt.Name == store.TypeUser) {
+				best = q
+			}
+		}
+		if best != nil {
+			items, _, err := tx.ListResources(ctx, *best)
+			if err != nil {
+				return err
+			}
+			for _, res := range items {
+				if err := visit(res); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return tx.ScanResources(ctx, rt.Name, visit)
+}
+
+// mentions reports whether expr refers to the top-level attribute name.
+// Parse returns nodes as values.
+func mentions(e filter.Expr, name string) bool {
+	switch e := e.(type) {
+	case filter.And:
+		return mentions(e.L, name) || mentions(e.R, name)
+	case filter.Or:
+		return mentions(e.L, name) || mentions(e.R, name)
+	case filter.Not:
+		return mentions(e.X, name)
+	case filter.Compare:
+		return strings.EqualFold(e.Path.Attr, name)
+	case filter.ValuePath:
+		return strings.EqualFold(e.Path.Attr, name)
+	}
+	return false
+}
+
+// sortCandidates orders by the value at path (RFC 7644 §3.4.2.3): for a
+// multi-valued attribute the primary value, else the first; resources
+// without a value sort last in either order. Ties keep creation order.
+func sortCandidates(cs []*candidate, path schema.Path, desc bool) {
+	target := path.Target()
+	keys := make([]any, len(cs))
+	for i, c := range cs {
+		keys[i] = sortKey(c.doc, path)
+	}
+	idx := make([]int, len(cs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ka, kb := keys[idx[a]], keys[idx[b]]
+		if ka == nil || kb == nil {
+			return ka != nil && kb == nil
+		}
+		c := compareValues(ka, kb, target)
+		if desc {
+			return c > 0
+		}
+		return c < 0
+	})
+	out := make([]*candidate, len(cs))
+	for i, j := range idx {
+		out[i] = cs[j]
+	}
+	copy(cs, out)
+}
+
+func sortKey(doc map[string]any, path schema.Path) any {
+	var v any = doc
+	if path.Extension != "" {
+		v = doc[path.Extension]
+	}
+	m, _ := v.(map[string]any)
+	if m == nil {
+		return nil
+	}
+	v = m[path.Attr.Name]
+	if arr, ok := v.([]any); ok {
+		v = nil
+		for i, e := range arr {
+			em, _ := e.(map[string]any)
+			if i == 0 || (em != nil && em["primary"] == true) {
+				v = e
+			}
+		}
+	}
+	if path.Sub != nil {
+		em, _ := v.(map[string]any)
+		if em == nil {
+			return nil
+		}
+		v = em[path.Sub.Name]
+	} else if em, ok := v.(map[string]any); ok {
+		v = em["value"]
+	}
+	return v
+}
+
+func compareValues(a, b any, attr *schema.Attr) int {
+	switch attr.Type {
+	case schema.TypeInteger, schema.TypeDecimal:
+		fa, _ := toFloat(a)
+		fb, _ := toFloat(b)
+		switch {
+		case fa < fb:
+			return -1
+		case fa > fb:
+			return 1
+		}
+		return 0
+	case schema.TypeDateTime:
+		ta, _ := time.Parse(time.RFC3339Nano, str(a))
+		tb, _ := time.Parse(time.RFC3339Nano, str(b))
+		return ta.Compare(tb)
+	case schema.TypeBoolean:
+		ba, bb := a == true, b == true
+		switch {
+		case ba == bb:
+			return 0
+		case !ba:
+			return -1
+		}
+		return 1
+	}
+	sa, sb := str(a), str(b)
+	if !attr.CaseExact {
+		sa, sb = strings.ToLower(sa), strings.ToLower(sb)
+	}
+	return strings.Compare(sa, sb)
+}
+
+func toFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	case float64:
+		return n, true
+	}
+	return 0, false
+}
