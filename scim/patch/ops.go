@@ -447,7 +447,7 @@ func (a *applier) removeFiltered(t target, c map[string]any) error {
 		}
 	}
 	if matched == 0 {
-		return a.fail(serr.ScimTypeNoTarget, "no value of %q matches the filter", t.attr.Name)
+		return nil // idempotent: see the package doc
 	}
 	if len(out) == 0 {
 		delete(c, t.attr.Name)

@@ -39,11 +39,14 @@
 //     roles[primary eq "True"].display. Any other filter that matches
 //     nothing is 400 noTarget, as is replace with a filter that matches
 //     nothing (RFC 7644 section 3.5.2.3).
-//   - remove with a value filter that matches nothing is 400 noTarget: RFC
-//     7644 section 3.12 (Table 9) defines noTarget as "the specified path
-//     value contains a filter that yields no match", and section 3.5.2.2
-//     does not carve out remove. remove of an attribute that has no value is
-//     a no-op.
+//   - remove with a value filter that matches nothing is a no-op, as is
+//     remove of an attribute that has no value. RFC 7644 section 3.12
+//     (Table 9) lists noTarget for "a filter that yields no match", but a
+//     removal's end state is reached when the value is already absent, and
+//     Entra ID and Okta retry removals after timeouts (Okta removes members
+//     with members[value eq "id"]): a 400 there would fail a request whose
+//     first attempt committed. replace with a filter that matches nothing
+//     stays noTarget, because its end state cannot be reached.
 //   - remove with a value on a multi-valued path (Entra's
 //     {"op": "Remove", "path": "members", "value": [{"value": "id"}]})
 //     removes just the listed values, matched by "value" when given; listed
