@@ -149,6 +149,9 @@ type ReadTx interface {
 	Members(ctx context.Context, groupID string) ([]Member, error)
 	// GroupsOf returns the groups that list id as a direct member, by id.
 	GroupsOf(ctx context.Context, memberID string) ([]GroupRef, error)
+	// GroupsOfEach is GroupsOf for many members in one round trip: the map
+	// holds an entry for each id that belongs to at least one group.
+	GroupsOfEach(ctx context.Context, memberIDs []string) (map[string][]GroupRef, error)
 	// TokenByHash returns the token with that hash (revoked or not), or
 	// ErrNotFound.
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)

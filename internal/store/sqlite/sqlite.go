@@ -63,11 +63,12 @@ func WithLogger(l *slog.Logger) Option {
 // concurrent use.
 type Store struct {
 	path     string
-	logger   *slog.Logger
 	writer   *sql.DB // exactly one connection, BEGIN IMMEDIATE
 	reader   *sql.DB // query_only connections
 	provider *goose.Provider
 	versions database.Store
+	// prepared statements per pool
+	wcache, rcache *stmtCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -122,7 +123,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
 
-	s := &Store{path: path, logger: cfg.logger, writer: writer, reader: reader}
+	s := &Store{path: path, writer: writer, reader: reader, wcache: newStmtCache(writer), rcache: newStmtCache(reader)}
 	if s.provider, s.versions, err = newProvider(writer, cfg.logger); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
@@ -155,13 +156,9 @@ func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, database.Sto
 // the writer connection (so it waits for running writers). Applying none is
 // not an error.
 func (s *Store) Migrate(ctx context.Context) error {
-	res, err := s.provider.Up(ctx)
-	if err != nil {
+	// goose logs each applied migration to the WithLogger logger.
+	if _, err := s.provider.Up(ctx); err != nil {
 		return fmt.Errorf("sqlite: migrate %q: %w", s.path, err)
-	}
-	for _, r := range res {
-		s.logger.InfoContext(ctx, "sqlite: migration applied",
-			slog.Int64("version", r.Source.Version), slog.Duration("duration", r.Duration))
 	}
 	return nil
 }
@@ -208,7 +205,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 			_ = tx.Rollback() // also runs while a panic unwinds
 		}
 	}()
-	if err := fn(&writeTx{readTx{tx}}); err != nil {
+	if err := fn(&writeTx{readTx{tx, s.wcache}}); err != nil {
 		return err
 	}
 	done = true
@@ -228,12 +225,14 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a read transaction has nothing to keep
-	return fn(&readTx{tx})
+	return fn(&readTx{tx, s.rcache})
 }
 
 // Close closes both connection pools. Transactions still running fail.
 func (s *Store) Close() error {
 	// s.provider.Close would only close s.writer again.
+	s.rcache.close()
+	s.wcache.close()
 	if err := errors.Join(s.reader.Close(), s.writer.Close()); err != nil {
 		return fmt.Errorf("sqlite: close %q: %w", s.path, err)
 	}

@@ -17,7 +17,10 @@ import (
 )
 
 // readTx implements store.ReadTx on any transaction.
-type readTx struct{ tx *sql.Tx }
+type readTx struct {
+	tx    *sql.Tx
+	cache *stmtCache // the pool's prepared statements; nil disables caching
+}
 
 // writeTx implements store.Tx on the writer's transaction.
 type writeTx struct{ readTx }
@@ -130,7 +133,7 @@ func checkType(typ string) error {
 
 // GetResource implements store.ReadTx.
 func (t *readTx) GetResource(ctx context.Context, typ, id string) (*store.Resource, error) {
-	row := t.tx.QueryRowContext(ctx, `SELECT `+resourceCols+` FROM resources WHERE type = ? AND id = ?`, typ, id)
+	row := t.queryRow(ctx, `SELECT `+resourceCols+` FROM resources WHERE type = ? AND id = ?`, typ, id)
 	r, err := scanResource(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: get %s %q: %w", typ, id, store.ErrNotFound)
@@ -192,7 +195,11 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 	countFirst := limit >= 0 || offset > 0
 	var total int
 	if countFirst {
-		if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM resources WHERE `+where, args...).Scan(&total); err != nil {
+		countQuery := `SELECT count(*) FROM resources WHERE ` + where
+		if q.IndexAttr == "" {
+			countQuery = `SELECT n FROM resource_counts WHERE type = ?`
+		}
+		if err := t.queryRow(ctx, countQuery, args...).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("sqlite: count %s: %w", q.Type, err)
 		}
 		if limit == 0 || offset >= total {
@@ -209,7 +216,7 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 		}
 		args = append(args, limit, offset)
 	}
-	rows, err := t.tx.QueryContext(ctx, query, args...)
+	rows, err := t.query(ctx, query, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list %s: %w", q.Type, err)
 	}
@@ -242,7 +249,7 @@ func collectResources(rows *sql.Rows) ([]*store.Resource, error) {
 func (t *readTx) ScanResources(ctx context.Context, typ string, fn func(*store.Resource) error) error {
 	var after int64
 	for {
-		rows, err := t.tx.QueryContext(ctx, scanQuery, typ, after)
+		rows, err := t.query(ctx, scanQuery, typ, after)
 		if err != nil {
 			return fmt.Errorf("sqlite: scan %s: %w", typ, err)
 		}
@@ -285,7 +292,7 @@ func (p prefixScanner) Scan(dest ...any) error {
 
 // Members implements store.ReadTx.
 func (t *readTx) Members(ctx context.Context, groupID string) ([]store.Member, error) {
-	rows, err := t.tx.QueryContext(ctx, `
+	rows, err := t.query(ctx, `
 		SELECT m.member_id, m.member_type, r.display
 		FROM group_members m JOIN resources r ON r.id = m.member_id
 		WHERE m.group_id = ?
@@ -310,7 +317,7 @@ func (t *readTx) Members(ctx context.Context, groupID string) ([]store.Member, e
 
 // GroupsOf implements store.ReadTx.
 func (t *readTx) GroupsOf(ctx context.Context, memberID string) ([]store.GroupRef, error) {
-	rows, err := t.tx.QueryContext(ctx, `
+	rows, err := t.query(ctx, `
 		SELECT g.id, g.display
 		FROM group_members m JOIN resources g ON g.id = m.group_id
 		WHERE m.member_id = ?
@@ -329,6 +336,40 @@ func (t *readTx) GroupsOf(ctx context.Context, memberID string) ([]store.GroupRe
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: groups of %q: %w", memberID, err)
+	}
+	return out, nil
+}
+
+// GroupsOfEach implements store.ReadTx with one statement: the ids travel as
+// a JSON array so the text never varies and stays prepared.
+func (t *readTx) GroupsOfEach(ctx context.Context, memberIDs []string) (map[string][]store.GroupRef, error) {
+	out := make(map[string][]store.GroupRef, len(memberIDs))
+	if len(memberIDs) == 0 {
+		return out, nil
+	}
+	ids, err := json.Marshal(memberIDs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.query(ctx, `
+		SELECT m.member_id, g.id, g.display
+		FROM group_members m JOIN resources g ON g.id = m.group_id
+		WHERE m.member_id IN (SELECT value FROM json_each(?))
+		ORDER BY m.member_id, g.id`, string(ids))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: groups of %d members: %w", len(memberIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var member string
+		var g store.GroupRef
+		if err := rows.Scan(&member, &g.ID, &g.Display); err != nil {
+			return nil, fmt.Errorf("sqlite: groups of %d members: %w", len(memberIDs), err)
+		}
+		out[member] = append(out[member], g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: groups of %d members: %w", len(memberIDs), err)
 	}
 	return out, nil
 }
@@ -359,7 +400,7 @@ func scanToken(row rowScanner) (*store.Token, error) {
 
 // TokenByHash implements store.ReadTx. Errors never show the hash.
 func (t *readTx) TokenByHash(ctx context.Context, hash []byte) (*store.Token, error) {
-	tk, err := scanToken(t.tx.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, blob(hash)))
+	tk, err := scanToken(t.queryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, blob(hash)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: token by hash: %w", store.ErrNotFound)
 	}
@@ -371,7 +412,7 @@ func (t *readTx) TokenByHash(ctx context.Context, hash []byte) (*store.Token, er
 
 // Tokens implements store.ReadTx.
 func (t *readTx) Tokens(ctx context.Context) ([]*store.Token, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY name`)
+	rows, err := t.query(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: tokens: %w", err)
 	}
@@ -409,7 +450,7 @@ func scanAudit(row rowScanner) (*store.AuditRecord, error) {
 
 // AuditHead implements store.ReadTx.
 func (t *readTx) AuditHead(ctx context.Context) (*store.AuditRecord, error) {
-	r, err := scanAudit(t.tx.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit ORDER BY seq DESC LIMIT 1`))
+	r, err := scanAudit(t.queryRow(ctx, `SELECT `+auditCols+` FROM audit ORDER BY seq DESC LIMIT 1`))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: audit head: empty chain: %w", store.ErrNotFound)
 	}
@@ -427,7 +468,7 @@ func (t *readTx) AuditRange(ctx context.Context, fromSeq int64, limit int) ([]*s
 	if limit < 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?`, fromSeq, limit)
+	rows, err := t.query(ctx, `SELECT `+auditCols+` FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?`, fromSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: audit range from %d: %w", fromSeq, err)
 	}
@@ -485,13 +526,13 @@ func (t *writeTx) CreateResource(ctx context.Context, r *store.Resource) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create %s %q: %w", r.Type, r.ID, err)
 	}
-	_, err = t.tx.ExecContext(ctx, `
+	_, err = t.exec(ctx, `
 		INSERT INTO resources (id, type, external_id, name, name_key, user_key, display, display_key, version, created, modified, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		append([]any{r.ID, r.Type}, args...)...)
 	if isConflict(err) {
 		var n int
-		if qerr := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM resources WHERE id = ?`, r.ID).Scan(&n); qerr == nil && n > 0 {
+		if qerr := t.queryRow(ctx, `SELECT count(*) FROM resources WHERE id = ?`, r.ID).Scan(&n); qerr == nil && n > 0 {
 			return fmt.Errorf("sqlite: create %s %q: id already exists: %w", r.Type, r.ID, store.ErrConflict)
 		}
 		return fmt.Errorf("sqlite: create %s %q: %s %q already taken: %w", r.Type, r.ID, nameField(r.Type), r.Name, store.ErrConflict)
@@ -509,7 +550,7 @@ func (t *writeTx) UpdateResource(ctx context.Context, r *store.Resource) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, err)
 	}
-	res, err := t.tx.ExecContext(ctx, `
+	res, err := t.exec(ctx, `
 		UPDATE resources SET external_id = ?, name = ?, name_key = ?, user_key = ?, display = ?, display_key = ?,
 			version = ?, created = ?, modified = ?, data = ?
 		WHERE type = ? AND id = ? AND version = ?`,
@@ -526,7 +567,7 @@ func (t *writeTx) UpdateResource(ctx context.Context, r *store.Resource) error {
 		return nil
 	}
 	var stored int64
-	err = t.tx.QueryRowContext(ctx, `SELECT version FROM resources WHERE type = ? AND id = ?`, r.Type, r.ID).Scan(&stored)
+	err = t.queryRow(ctx, `SELECT version FROM resources WHERE type = ? AND id = ?`, r.Type, r.ID).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, store.ErrNotFound)
 	}
@@ -539,7 +580,7 @@ func (t *writeTx) UpdateResource(ctx context.Context, r *store.Resource) error {
 // DeleteResource implements store.Tx. Memberships go with the resource
 // through ON DELETE CASCADE on both group_members columns.
 func (t *writeTx) DeleteResource(ctx context.Context, typ, id string) error {
-	res, err := t.tx.ExecContext(ctx, `DELETE FROM resources WHERE type = ? AND id = ?`, typ, id)
+	res, err := t.exec(ctx, `DELETE FROM resources WHERE type = ? AND id = ?`, typ, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete %s %q: %w", typ, id, err)
 	}
@@ -558,7 +599,7 @@ func (t *writeTx) DeleteResource(ctx context.Context, typ, id string) error {
 // resource's own.
 func (t *writeTx) AddMembers(ctx context.Context, groupID string, members []store.Member) error {
 	var n int
-	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM resources WHERE type = 'Group' AND id = ?`, groupID).Scan(&n); err != nil {
+	if err := t.queryRow(ctx, `SELECT count(*) FROM resources WHERE type = 'Group' AND id = ?`, groupID).Scan(&n); err != nil {
 		return fmt.Errorf("sqlite: add members to group %q: %w", groupID, err)
 	}
 	if n == 0 {
@@ -566,7 +607,7 @@ func (t *writeTx) AddMembers(ctx context.Context, groupID string, members []stor
 	}
 	types := make([]string, len(members))
 	for i, m := range members {
-		err := t.tx.QueryRowContext(ctx, `SELECT type FROM resources WHERE id = ?`, m.Value).Scan(&types[i])
+		err := t.queryRow(ctx, `SELECT type FROM resources WHERE id = ?`, m.Value).Scan(&types[i])
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && m.Type != "" && m.Type != types[i]) {
 			typ := m.Type
 			if typ == "" {
@@ -579,7 +620,7 @@ func (t *writeTx) AddMembers(ctx context.Context, groupID string, members []stor
 		}
 	}
 	for i, m := range members {
-		if _, err := t.tx.ExecContext(ctx, `
+		if _, err := t.exec(ctx, `
 			INSERT INTO group_members (group_id, member_id, member_type) VALUES (?, ?, ?)
 			ON CONFLICT (group_id, member_id) DO NOTHING`, groupID, m.Value, types[i]); err != nil {
 			return fmt.Errorf("sqlite: add members to group %q: member %q: %w", groupID, m.Value, err)
@@ -591,7 +632,7 @@ func (t *writeTx) AddMembers(ctx context.Context, groupID string, members []stor
 // RemoveMembers implements store.Tx.
 func (t *writeTx) RemoveMembers(ctx context.Context, groupID string, values []string) error {
 	for _, v := range values {
-		if _, err := t.tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND member_id = ?`, groupID, v); err != nil {
+		if _, err := t.exec(ctx, `DELETE FROM group_members WHERE group_id = ? AND member_id = ?`, groupID, v); err != nil {
 			return fmt.Errorf("sqlite: remove member %q from group %q: %w", v, groupID, err)
 		}
 	}
@@ -623,7 +664,7 @@ func (t *writeTx) CreateToken(ctx context.Context, tk *store.Token) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create token %q: %w", tk.Name, err)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.exec(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		tk.ID, tk.Name, blob(tk.Hash), string(enc), created, expires, revoked)
 	if isConflict(err) {
 		return fmt.Errorf("sqlite: create token %q: id, name or hash already taken: %w", tk.Name, store.ErrConflict)
@@ -640,7 +681,7 @@ func (t *writeTx) RevokeToken(ctx context.Context, name string, at time.Time) er
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke token %q: %w", name, err)
 	}
-	res, err := t.tx.ExecContext(ctx, `UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL`, n, name)
+	res, err := t.exec(ctx, `UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL`, n, name)
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke token %q: %w", name, err)
 	}
@@ -658,7 +699,7 @@ func (t *writeTx) AppendAudit(ctx context.Context, rec *store.AuditRecord) error
 	if err != nil {
 		return fmt.Errorf("sqlite: append audit %d: %w", rec.Seq, err)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.exec(ctx, `INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rec.Seq, ts, rec.Actor, rec.Action, rec.ResourceType, rec.ResourceID, rec.RequestID,
 		rec.BeforeDigest, rec.AfterDigest, blob(rec.PrevHash), blob(rec.Hash))
 	if isConflict(err) {

@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListResources", testListResources},
 		{"ScanResources", testScanResources},
 		{"Members", testMembers},
+		{"GroupsOfEach", testGroupsOfEach},
+		{"CountsTrackWrites", testCountsTrackWrites},
 		{"AddMembersMissing", testAddMembersMissing},
 		{"Tokens", testTokens},
 		{"Audit", testAudit},
@@ -1112,4 +1114,86 @@ func testMigrateIdempotent(t *testing.T, s store.Store) {
 		}
 	}
 	mustGet(t, s, store.TypeUser, "u")
+}
+
+func testGroupsOfEach(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	create(t, s, user("a", "amy"), user("b", "ben"), user("c", "cat"), group("g1", "Eng"), group("g2", "Ops"))
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.AddMembers(ctx, "g1", []store.Member{{Value: "a", Type: store.TypeUser}, {Value: "b", Type: store.TypeUser}}); err != nil {
+			return err
+		}
+		return tx.AddMembers(ctx, "g2", []store.Member{{Value: "a", Type: store.TypeUser}, {Value: "g1", Type: store.TypeGroup}})
+	})
+	var got map[string][]store.GroupRef
+	view(t, s, func(tx store.ReadTx) error {
+		var err error
+		got, err = tx.GroupsOfEach(ctx, []string{"a", "b", "c", "g1", "nobody"})
+		return err
+	})
+	for _, id := range []string{"a", "b", "c", "g1", "nobody"} {
+		if want := groupsOf(t, s, id); !slices.Equal(got[id], want) {
+			t.Errorf("GroupsOfEach[%q] = %+v, GroupsOf = %+v", id, got[id], want)
+		}
+	}
+	if _, ok := got["c"]; ok {
+		t.Errorf("GroupsOfEach has an entry for a member of no group: %+v", got["c"])
+	}
+	view(t, s, func(tx store.ReadTx) error {
+		empty, err := tx.GroupsOfEach(ctx, nil)
+		if err == nil && len(empty) != 0 {
+			t.Errorf("GroupsOfEach(nil) = %+v", empty)
+		}
+		return err
+	})
+}
+
+// The total of an unfiltered list must follow every committed insert and
+// delete, and nothing a rolled-back transaction did.
+func testCountsTrackWrites(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	total := func(typ string) int {
+		t.Helper()
+		var n int
+		view(t, s, func(tx store.ReadTx) error {
+			var err error
+			_, n, err = tx.ListResources(ctx, store.ListQuery{Type: typ, Limit: 0})
+			return err
+		})
+		return n
+	}
+	create(t, s, user("a", "amy"), user("b", "ben"), user("c", "cat"), group("g1", "Eng"))
+	if u, g := total(store.TypeUser), total(store.TypeGroup); u != 3 || g != 1 {
+		t.Fatalf("after creates: %d users, %d groups; want 3, 1", u, g)
+	}
+	update(t, s, func(tx store.Tx) error { return tx.DeleteResource(ctx, store.TypeUser, "b") })
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateResource(ctx, user("d", "dan")); err != nil {
+			return err
+		}
+		if err := tx.DeleteResource(ctx, store.TypeGroup, "g1"); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update: %v", err)
+	}
+	renamed := next(user("a", "amy"))
+	renamed.Name = "amelia"
+	update(t, s, func(tx store.Tx) error { return tx.UpdateResource(ctx, renamed) })
+	if u, g := total(store.TypeUser), total(store.TypeGroup); u != 2 || g != 1 {
+		t.Fatalf("after delete, rollback and rename: %d users, %d groups; want 2, 1", u, g)
+	}
+	var page []*store.Resource
+	var n int
+	view(t, s, func(tx store.ReadTx) error {
+		var err error
+		page, n, err = tx.ListResources(ctx, store.ListQuery{Type: store.TypeUser, Offset: 1, Limit: 5})
+		return err
+	})
+	if n != 2 || !slices.Equal(ids(page), []string{"c"}) {
+		t.Fatalf("page after offset 1: total %d, %v", n, ids(page))
+	}
 }
