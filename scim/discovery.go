@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -86,11 +87,32 @@ func (s *Server) handleResourceType(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.resourceTypeDoc(r, rt))
 }
 
+// schemaDoc renders sc with an absolute meta.location, as every other
+// resource here has (RFC 7643 §3.1: location is the URI of the resource,
+// honouring Config.BaseURL); schema.Schema's own JSON only knows the path.
+func (s *Server) schemaDoc(r *http.Request, sc *schema.Schema) (map[string]any, error) {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := decodeDoc(b)
+	if err != nil {
+		return nil, err
+	}
+	doc["meta"] = map[string]any{"resourceType": "Schema", "location": s.baseURL(r) + "/Schemas/" + sc.ID}
+	return doc, nil
+}
+
 func (s *Server) handleSchemas(w http.ResponseWriter, r *http.Request) {
 	all := s.reg.All()
 	items := make([]any, len(all))
 	for i, sc := range all {
-		items[i] = sc
+		doc, err := s.schemaDoc(r, sc)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		items[i] = doc
 	}
 	writeJSON(w, http.StatusOK, listResponse(items))
 }
@@ -99,7 +121,12 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	for _, sc := range s.reg.All() {
 		if strings.EqualFold(sc.ID, id) {
-			writeJSON(w, http.StatusOK, sc)
+			doc, err := s.schemaDoc(r, sc)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, doc)
 			return
 		}
 	}

@@ -351,8 +351,11 @@ func mentions(e filter.Expr, name string) bool {
 }
 
 // sortCandidates orders by the value at path (RFC 7644 §3.4.2.3): for a
-// multi-valued attribute the primary value, else the first; resources
-// without a value sort last in either order. Ties keep creation order.
+// multi-valued attribute the primary value, else the first. Resources
+// without a value sort last when ascending and first when descending, as
+// the RFC asks. Ties keep creation order, and descending reverses the whole
+// ascending order, ties included, exactly as store.ListQuery sorts, so a
+// request orders the same whether or not it has a filter.
 func sortCandidates(cs []*candidate, path schema.Path, desc bool) {
 	target := path.Target()
 	keys := make([]any, len(cs))
@@ -368,14 +371,13 @@ func sortCandidates(cs []*candidate, path schema.Path, desc bool) {
 		if ka == nil || kb == nil {
 			return ka != nil && kb == nil
 		}
-		c := compareValues(ka, kb, target)
-		if desc {
-			return c > 0
-		}
-		return c < 0
+		return compareValues(ka, kb, target) < 0
 	})
 	out := make([]*candidate, len(cs))
 	for i, j := range idx {
+		if desc {
+			i = len(idx) - 1 - i
+		}
 		out[i] = cs[j]
 	}
 	copy(cs, out)
@@ -425,9 +427,7 @@ func compareValues(a, b any, attr *schema.Attr) int {
 		}
 		return 0
 	case schema.TypeDateTime:
-		ta, _ := time.Parse(time.RFC3339Nano, str(a))
-		tb, _ := time.Parse(time.RFC3339Nano, str(b))
-		return ta.Compare(tb)
+		return parseDateTime(str(a)).Compare(parseDateTime(str(b)))
 	case schema.TypeBoolean:
 		ba, bb := a == true, b == true
 		switch {
@@ -443,6 +443,17 @@ func compareValues(a, b any, attr *schema.Attr) int {
 		sa, sb = strings.ToLower(sa), strings.ToLower(sb)
 	}
 	return strings.Compare(sa, sb)
+}
+
+// parseDateTime reads a stored xsd:dateTime (RFC 7643 §2.3.5). Values
+// without a zone offset are taken as UTC, as the filter package compares
+// them, so that sorting and filtering agree.
+func parseDateTime(s string) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t
+	}
+	t, _ := time.Parse("2006-01-02T15:04:05.999999999", s)
+	return t
 }
 
 func toFloat(v any) (float64, bool) {

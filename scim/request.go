@@ -96,11 +96,17 @@ func projectionFrom(r *http.Request) projection {
 	return projection{attrs: splitList(q.Get("attributes")), excluded: splitList(q.Get("excludedAttributes"))}
 }
 
-// includes reports whether the top-level attribute name would survive the
-// projection, so renderers can skip fetching what will be dropped.
+// includes reports whether the core attribute name would survive the
+// projection, so renderers can skip fetching what will be dropped. It must
+// agree with resource.Project, for which the bare core schema URN names
+// every core attribute.
 func (q projection) includes(rt *schema.ResourceType, name string) bool {
 	match := func(list []string, sub bool) bool {
 		for _, a := range list {
+			a = strings.TrimSpace(a)
+			if strings.EqualFold(a, rt.Core.ID) {
+				return true
+			}
 			urn, attr, s := schema.SplitURN(a)
 			if urn != "" && !strings.EqualFold(urn, rt.Core.ID) {
 				continue

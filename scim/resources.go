@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"sort"
 	"strings"
 
 	serr "github.com/elimity-com/scim/errors"
@@ -97,7 +98,9 @@ func membersOf(ctx context.Context, tx store.ReadTx, groupID string, doc map[str
 }
 
 // auditState is what the audit digest covers: stored attributes plus, for
-// groups, member ids. Never the password (never stored).
+// groups, member ids, sorted so that one state always has one digest
+// whether the members come from the store (ordered by value) or from a
+// request body (in the client's order). Never the password (never stored).
 func auditState(data map[string]any, members []store.Member) any {
 	if members == nil {
 		return data
@@ -106,6 +109,7 @@ func auditState(data map[string]any, members []store.Member) any {
 	for i, m := range members {
 		ids[i] = m.Value
 	}
+	sort.Strings(ids)
 	return map[string]any{"attributes": data, "members": ids}
 }
 
