@@ -242,19 +242,19 @@ func (s *Server) bulkOne(ctx context.Context, op bulkOp, ids map[string]string, 
 		if body == nil {
 			return bulkError(op, badRequest(serr.ScimTypeInvalidSyntax, "POST needs data"))
 		}
-		res, err = s.create(ctx, rt, body, base)
+		res, err = s.create(ctx, rt, body, want{})
 		if err == nil {
-			ids[op.BulkID] = str(res.doc["id"])
+			ids[op.BulkID] = res.view.res.ID
 		}
 	case method == http.MethodPut && id != "":
 		if body == nil {
 			return bulkError(op, badRequest(serr.ScimTypeInvalidSyntax, "PUT needs data"))
 		}
-		res, err = s.replace(ctx, rt, id, body, op.Version, base)
+		res, err = s.replace(ctx, rt, id, body, op.Version, want{})
 	case method == http.MethodPatch && id != "":
 		var raw []byte
 		if raw, err = json.Marshal(body); err == nil {
-			res, err = s.patchDoc(ctx, rt, id, raw, op.Version, base)
+			res, err = s.patchDoc(ctx, rt, id, raw, op.Version, want{})
 		}
 	case method == http.MethodDelete && id != "":
 		if err = s.remove(ctx, rt, id, op.Version); err == nil {
@@ -271,9 +271,6 @@ func (s *Server) bulkOne(ctx context.Context, op bulkOp, ids map[string]string, 
 		}
 		return bulkError(op, se)
 	}
-	loc := ""
-	if m, ok := res.doc["meta"].(map[string]any); ok {
-		loc = str(m["location"])
-	}
-	return &bulkOpResult{Method: method, BulkID: op.BulkID, Version: etag(res.version), Location: loc, Status: strconv.Itoa(res.status)}
+	return &bulkOpResult{Method: method, BulkID: op.BulkID, Version: etag(res.view.res.Version),
+		Location: base + rt.Endpoint + "/" + res.view.res.ID, Status: strconv.Itoa(res.status)}
 }

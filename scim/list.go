@@ -146,27 +146,33 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, rt *schema
 }
 
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, p listParams) {
-	docs, total, err := s.list(r.Context(), rt, p, s.baseURL(r))
+	base := s.baseURL(r)
+	views, total, err := s.list(r.Context(), rt, p, base)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]any, 0, len(docs))
-	for _, d := range docs {
-		pd, err := p.proj.apply(rt, d)
-		if err != nil {
+	// The envelope is written by hand so each resource can be spliced from
+	// its stored JSON (view.encode).
+	buf := make([]byte, 0, 160+768*len(views))
+	buf = append(buf, `{"schemas":["`+schema.ListResponseURN+`"],"totalResults":`...)
+	buf = strconv.AppendInt(buf, int64(total), 10)
+	buf = append(buf, `,"startIndex":`...)
+	buf = strconv.AppendInt(buf, int64(p.startIndex), 10)
+	buf = append(buf, `,"itemsPerPage":`...)
+	buf = strconv.AppendInt(buf, int64(len(views)), 10)
+	buf = append(buf, `,"Resources":[`...)
+	for i, v := range views {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if buf, err = v.encode(buf, rt, base, p.proj); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		out = append(out, pd)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"schemas":      []string{schema.ListResponseURN},
-		"totalResults": total,
-		"startIndex":   p.startIndex,
-		"itemsPerPage": len(out),
-		"Resources":    out,
-	})
+	buf = append(buf, "]}"...)
+	writeRaw(w, http.StatusOK, buf)
 }
 
 // nativeSort maps a sortBy path to an order the store provides.
@@ -193,8 +199,9 @@ func nativeSort(rt *schema.ResourceType, path schema.Path) (store.SortKey, bool)
 
 // list evaluates a list request in one read snapshot. Filters with an
 // equality on id, externalId, userName or (groups) displayName are answered
-// from the index and only the candidates are matched; other filters scan.
-func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams, base string) ([]map[string]any, int, error) {
+// from the index and only the candidates are matched; a filter that is just
+// that equality needs no matching at all. Other filters scan.
+func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams, base string) ([]*view, int, error) {
 	var expr filter.Expr
 	var f *filter.Filter
 	if p.filter != "" {
@@ -221,7 +228,7 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 		native, nativeOK = nativeSort(rt, sp)
 	}
 	w := s.wantFor(rt, p.proj)
-	var docs []map[string]any
+	var page []*view
 	var total int
 	err := s.cfg.Store.View(ctx, func(tx store.ReadTx) error {
 		if f == nil && nativeOK {
@@ -231,14 +238,8 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 				return err
 			}
 			total = n
-			for _, res := range items {
-				d, err := s.render(ctx, tx, rt, res, base, w)
-				if err != nil {
-					return err
-				}
-				docs = append(docs, d)
-			}
-			return nil
+			page, err = fetchPage(ctx, tx, items, w)
+			return err
 		}
 		// Matching needs whatever the filter mentions; the page then gets
 		// whatever the projection wants.
@@ -248,8 +249,16 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 			mw.members = rt.Name == store.TypeGroup && mentions(expr, "members")
 		}
 		var matched []*candidate
-		visit := func(res *store.Resource) error {
-			d, err := s.render(ctx, tx, rt, res, base, mw)
+		visit := func(res *store.Resource, exact bool) error {
+			if exact {
+				matched = append(matched, &candidate{res: res})
+				return nil
+			}
+			v, err := fetch(ctx, tx, res, mw)
+			if err != nil {
+				return err
+			}
+			d, err := v.doc(rt, base)
 			if err != nil {
 				return err
 			}
@@ -261,36 +270,40 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 		if err := s.candidates(ctx, tx, rt, expr, visit); err != nil {
 			return err
 		}
-		if sortPath != nil {
+		if sortPath != nil && len(matched) > 1 {
+			for _, c := range matched {
+				if c.doc == nil {
+					var err error
+					if c.doc, err = (&view{res: c.res}).doc(rt, base); err != nil {
+						return err
+					}
+				}
+			}
 			sortCandidates(matched, *sortPath, p.descending)
 		}
 		total = len(matched)
 		from := min(p.startIndex-1, total)
 		to := min(from+p.count, total)
+		items := make([]*store.Resource, 0, to-from)
 		for _, c := range matched[from:to] {
-			d := c.doc
-			if (w.groups && !mw.groups) || (w.members && !mw.members) {
-				var err error
-				if d, err = s.render(ctx, tx, rt, c.res, base, w); err != nil {
-					return err
-				}
-			}
-			docs = append(docs, d)
+			items = append(items, c.res)
 		}
-		return nil
+		var err error
+		page, err = fetchPage(ctx, tx, items, w)
+		return err
 	})
-	return docs, total, err
+	return page, total, err
 }
 
 type candidate struct {
 	res *store.Resource
-	doc map[string]any
+	doc map[string]any // nil when the index answered the filter exactly
 }
 
 // candidates calls visit for every resource that may match expr: those of
 // one index lookup when expr has an indexable equality, all of the type
 // otherwise.
-func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.ResourceType, expr filter.Expr, visit func(*store.Resource) error) error {
+func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.ResourceType, expr filter.Expr, visit func(res *store.Resource, exact bool) error) error {
 	if expr != nil {
 		var best *store.ListQuery
 		for _, t := range filter.IndexTerms(expr, rt) {
@@ -321,15 +334,51 @@ func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.Res
 			if err != nil {
 				return err
 			}
+			whole := isSoleTerm(expr, best)
 			for _, res := range items {
-				if err := visit(res); err != nil {
+				if err := visit(res, whole && answersExactly(best, res)); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
 	}
-	return tx.ScanResources(ctx, rt.Name, visit)
+	return tx.ScanResources(ctx, rt.Name, func(res *store.Resource) error { return visit(res, false) })
+}
+
+// isSoleTerm reports whether expr is nothing but the equality q looks up.
+func isSoleTerm(expr filter.Expr, q *store.ListQuery) bool {
+	c, ok := expr.(filter.Compare)
+	if !ok || c.Op != filter.OpEq {
+		return false
+	}
+	v, ok := c.Value.(string)
+	return ok && v == q.IndexValue
+}
+
+// answersExactly reports whether the index lookup q alone decides that res
+// matches: id and externalId compare exactly in the store and in filters;
+// names compare case-insensitively in both, and the store's lower-casing and
+// the filter's case folding agree for ASCII.
+func answersExactly(q *store.ListQuery, res *store.Resource) bool {
+	switch q.IndexAttr {
+	case store.IndexID:
+		return res.ID == q.IndexValue
+	case store.IndexExternalID:
+		return res.ExternalID == q.IndexValue
+	case store.IndexName:
+		return isASCII(q.IndexValue) && isASCII(res.Name) && strings.EqualFold(res.Name, q.IndexValue)
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // mentions reports whether expr refers to the top-level attribute name.

@@ -123,6 +123,8 @@ func (q projection) includes(rt *schema.ResourceType, name string) bool {
 	return !match(q.excluded, false)
 }
 
+func (q projection) empty() bool { return len(q.attrs) == 0 && len(q.excluded) == 0 }
+
 func (q projection) apply(rt *schema.ResourceType, doc map[string]any) (map[string]any, error) {
 	if len(q.attrs) == 0 && len(q.excluded) == 0 {
 		// Fast path: only "returned: never" attributes to drop, and those are

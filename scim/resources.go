@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -23,9 +24,8 @@ import (
 
 // result is a committed write, ready to render.
 type result struct {
-	doc     map[string]any // full representation (before projection)
-	version int64
-	status  int
+	view   *view
+	status int
 }
 
 // newID returns a random RFC 4122 version 4 UUID.
@@ -101,7 +101,7 @@ func membersOf(ctx context.Context, tx store.ReadTx, groupID string, doc map[str
 // groups, member ids, sorted so that one state always has one digest
 // whether the members come from the store (ordered by value) or from a
 // request body (in the client's order). Never the password (never stored).
-func auditState(data map[string]any, members []store.Member) any {
+func auditState(data json.RawMessage, members []store.Member) any {
 	if members == nil {
 		return data
 	}
@@ -115,7 +115,7 @@ func auditState(data map[string]any, members []store.Member) any {
 
 // create stores a new resource from a client body. Atomic: resource,
 // memberships and audit record commit together.
-func (s *Server) create(ctx context.Context, rt *schema.ResourceType, body map[string]any, base string) (*result, error) {
+func (s *Server) create(ctx context.Context, rt *schema.ResourceType, body map[string]any, w want) (*result, error) {
 	ctx = detach(ctx)
 	doc, err := resource.Normalize(rt, body, resource.Create)
 	if err != nil {
@@ -132,7 +132,7 @@ func (s *Server) create(ctx context.Context, rt *schema.ResourceType, body map[s
 		Type: rt.Name, ID: newID(), ExternalID: str(doc["externalId"]), Name: name, Display: display,
 		Version: 1, Created: now, LastModified: now, Data: raw,
 	}
-	var out map[string]any
+	v := &view{res: res}
 	err = s.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		var members []store.Member
 		if rt.Name == store.TypeGroup {
@@ -153,17 +153,19 @@ func (s *Server) create(ctx context.Context, rt *schema.ResourceType, body map[s
 		}
 		if _, err := audit.Append(ctx, tx, now, audit.Entry{
 			Actor: reqctx.Actor(ctx), Action: action(rt, "create"), ResourceType: rt.Name, ResourceID: res.ID,
-			RequestID: reqctx.RequestID(ctx), After: auditState(data, membersOrNil(rt, members)),
+			RequestID: reqctx.RequestID(ctx), After: auditState(raw, membersOrNil(rt, members)),
 		}); err != nil {
 			return err
 		}
-		out, err = s.render(ctx, tx, rt, res, base, want{members: rt.Name == store.TypeGroup})
+		if w.members && len(members) > 0 {
+			v.members, err = tx.Members(ctx, res.ID)
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &result{doc: out, version: res.Version, status: http.StatusCreated}, nil
+	return &result{view: v, status: http.StatusCreated}, nil
 }
 
 func membersOrNil(rt *schema.ResourceType, ms []store.Member) []store.Member {
@@ -210,11 +212,10 @@ func (s *Server) load(ctx context.Context, tx store.ReadTx, rt *schema.ResourceT
 // modify loads the resource, lets change compute the new normalized
 // document, and writes it with its audit record, all in one transaction. An
 // unchanged document writes nothing and returns the current state.
-func (s *Server) modify(ctx context.Context, rt *schema.ResourceType, id, ifMatch, verb, base string,
+func (s *Server) modify(ctx context.Context, rt *schema.ResourceType, id, ifMatch, verb string, w want,
 	change func(tx store.Tx, c *current) (map[string]any, error)) (*result, error) {
 	ctx = detach(ctx)
-	var out map[string]any
-	var version int64
+	var v *view
 	err := s.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		c, err := s.load(ctx, tx, rt, id, ifMatch)
 		if err != nil {
@@ -232,12 +233,14 @@ func (s *Server) modify(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 			}
 		}
 		res := c.res
-		if !reflect.DeepEqual(jsonRoundTrip(data), jsonRoundTrip(c.data)) || !sameMembers(members, c.members) {
+		raw, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		// Stored data is json.Marshal of a map (sorted keys), so equal
+		// documents are equal bytes.
+		if !bytes.Equal(raw, res.Data) || !sameMembers(members, c.members) {
 			name, display := names(rt, doc)
-			raw, err := json.Marshal(data)
-			if err != nil {
-				return err
-			}
 			now := s.now().UTC()
 			upd := *res
 			upd.ExternalID, upd.Name, upd.Display, upd.Data = str(doc["externalId"]), name, display, raw
@@ -263,29 +266,20 @@ func (s *Server) modify(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 			if _, err := audit.Append(ctx, tx, now, audit.Entry{
 				Actor: reqctx.Actor(ctx), Action: action(rt, verb), ResourceType: rt.Name, ResourceID: id,
 				RequestID: reqctx.RequestID(ctx),
-				Before:    auditState(c.data, membersOrNil(rt, c.members)),
-				After:     auditState(data, membersOrNil(rt, members)),
+				Before:    auditState(res.Data, membersOrNil(rt, c.members)),
+				After:     auditState(raw, membersOrNil(rt, members)),
 			}); err != nil {
 				return err
 			}
 			res = &upd
 		}
-		version = res.Version
-		out, err = s.render(ctx, tx, rt, res, base, want{members: rt.Name == store.TypeGroup, groups: rt.Name == store.TypeUser})
+		v, err = fetch(ctx, tx, res, w)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &result{doc: out, version: version, status: http.StatusOK}, nil
-}
-
-// jsonRoundTrip canonicalises a document so that equal JSON compares equal
-// with reflect.DeepEqual regardless of Go number types.
-func jsonRoundTrip(m map[string]any) map[string]any {
-	b, _ := json.Marshal(m)
-	out, _ := decodeDoc(b)
-	return out
+	return &result{view: v, status: http.StatusOK}, nil
 }
 
 func sameMembers(a, b []store.Member) bool {
@@ -316,7 +310,7 @@ func diffMembers(from, to []store.Member) (add []store.Member, remove []string) 
 
 // replace is PUT: the body replaces every writable attribute; readOnly
 // attributes in the body are ignored.
-func (s *Server) replace(ctx context.Context, rt *schema.ResourceType, id string, body map[string]any, ifMatch, base string) (*result, error) {
+func (s *Server) replace(ctx context.Context, rt *schema.ResourceType, id string, body map[string]any, ifMatch string, w want) (*result, error) {
 	doc, err := resource.Normalize(rt, body, resource.Replace)
 	if err != nil {
 		return nil, err
@@ -324,7 +318,7 @@ func (s *Server) replace(ctx context.Context, rt *schema.ResourceType, id string
 	if bid := str(body["id"]); bid != "" && bid != id {
 		return nil, badRequest(serr.ScimTypeMutability, "id %q in the body does not match %q in the path", bid, id)
 	}
-	return s.modify(ctx, rt, id, ifMatch, "replace", base, func(_ store.Tx, c *current) (map[string]any, error) {
+	return s.modify(ctx, rt, id, ifMatch, "replace", w, func(_ store.Tx, c *current) (map[string]any, error) {
 		// immutable attributes keep their value once set (RFC 7643 §2.2).
 		if err := checkImmutable(rt, c.data, doc); err != nil {
 			return nil, err
@@ -347,7 +341,7 @@ func checkImmutable(rt *schema.ResourceType, before, after map[string]any) error
 
 // patchDoc applies a PATCH body. The patched document is re-validated as a
 // whole, so PATCH can never store what PUT would refuse.
-func (s *Server) patchDoc(ctx context.Context, rt *schema.ResourceType, id string, body []byte, ifMatch, base string) (*result, error) {
+func (s *Server) patchDoc(ctx context.Context, rt *schema.ResourceType, id string, body []byte, ifMatch string, w want) (*result, error) {
 	var req patch.Request
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
@@ -355,7 +349,7 @@ func (s *Server) patchDoc(ctx context.Context, rt *schema.ResourceType, id strin
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	return s.modify(ctx, rt, id, ifMatch, "patch", base, func(_ store.Tx, c *current) (map[string]any, error) {
+	return s.modify(ctx, rt, id, ifMatch, "patch", w, func(_ store.Tx, c *current) (map[string]any, error) {
 		doc := resource.Clone(c.data)
 		if rt.Name == store.TypeGroup && len(c.members) > 0 {
 			ms := make([]any, len(c.members))
@@ -388,7 +382,7 @@ func (s *Server) remove(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 		}
 		_, err = audit.Append(ctx, tx, s.now().UTC(), audit.Entry{
 			Actor: reqctx.Actor(ctx), Action: action(rt, "delete"), ResourceType: rt.Name, ResourceID: id,
-			RequestID: reqctx.RequestID(ctx), Before: auditState(c.data, membersOrNil(rt, c.members)),
+			RequestID: reqctx.RequestID(ctx), Before: auditState(c.res.Data, membersOrNil(rt, c.members)),
 		})
 		return err
 	})
@@ -405,17 +399,18 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, rt *schema
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.create(r.Context(), rt, body, s.baseURL(r))
+	q := projectionFrom(r)
+	res, err := s.create(r.Context(), rt, body, s.wantFor(rt, q))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.respond(w, r, rt, res.status, res.doc, res.version, projectionFrom(r))
+	s.respond(w, r, rt, res, q)
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {
 	q := projectionFrom(r)
-	var doc map[string]any
+	var v *view
 	var version int64
 	err := s.cfg.Store.View(r.Context(), func(tx store.ReadTx) error {
 		res, err := tx.GetResource(r.Context(), rt.Name, id)
@@ -429,19 +424,19 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, rt *schema.Re
 		if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, version) {
 			return nil
 		}
-		doc, err = s.render(r.Context(), tx, rt, res, s.baseURL(r), s.wantFor(rt, q))
+		v, err = fetch(r.Context(), tx, res, s.wantFor(rt, q))
 		return err
 	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if doc == nil {
+	if v == nil {
 		w.Header().Set("ETag", etag(version))
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	s.respond(w, r, rt, http.StatusOK, doc, version, q)
+	s.respond(w, r, rt, &result{view: v, status: http.StatusOK}, q)
 }
 
 func (s *Server) handleReplace(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {
@@ -455,12 +450,13 @@ func (s *Server) handleReplace(w http.ResponseWriter, r *http.Request, rt *schem
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.replace(r.Context(), rt, id, body, r.Header.Get("If-Match"), s.baseURL(r))
+	q := projectionFrom(r)
+	res, err := s.replace(r.Context(), rt, id, body, r.Header.Get("If-Match"), s.wantFor(rt, q))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.respond(w, r, rt, res.status, res.doc, res.version, projectionFrom(r))
+	s.respond(w, r, rt, res, q)
 }
 
 func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {
@@ -469,12 +465,13 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, rt *schema.
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.patchDoc(r.Context(), rt, id, b, r.Header.Get("If-Match"), s.baseURL(r))
+	q := projectionFrom(r)
+	res, err := s.patchDoc(r.Context(), rt, id, b, r.Header.Get("If-Match"), s.wantFor(rt, q))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.respond(w, r, rt, res.status, res.doc, res.version, projectionFrom(r))
+	s.respond(w, r, rt, res, q)
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {

@@ -172,22 +172,20 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // request timeout through the store's own deadline.
 func detach(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-// respond renders doc after projection.
-func (s *Server) respond(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, status int, doc map[string]any, version int64, q projection) {
-	out, err := q.apply(rt, doc)
+// respond writes a resource representation with its ETag (and Location
+// for a creation).
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, res *result, q projection) {
+	base := s.baseURL(r)
+	body, err := res.view.encode(nil, rt, base, q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("ETag", etag(version))
-	if status == http.StatusCreated {
-		if m, ok := doc["meta"].(map[string]any); ok {
-			if loc, ok := m["location"].(string); ok {
-				w.Header().Set("Location", loc)
-			}
-		}
+	w.Header().Set("ETag", etag(res.view.res.Version))
+	if res.status == http.StatusCreated {
+		w.Header().Set("Location", base+rt.Endpoint+"/"+res.view.res.ID)
 	}
-	writeJSON(w, status, out)
+	writeRaw(w, res.status, body)
 }
 
 // isJSONContentType accepts SCIM's media type, plain JSON (Okta) and a

@@ -537,3 +537,30 @@ func TestServerListGroups(t *testing.T) {
 		}
 	})
 }
+
+// userName equality is answered from the index without decoding when the
+// comparison is plain ASCII; anything else goes through the filter's own
+// case folding. Both must give the filter's answer.
+func TestServerListUserNameEqualityFolding(t *testing.T) {
+	t.Parallel()
+	env := newSrvEnv(t, nil)
+	env.createUser("Åsa.Öberg@example.se", nil)
+	env.createUser("KATE@example.com", nil)
+	cases := []struct {
+		filter string
+		want   int
+	}{
+		{`userName eq "åsa.öberg@EXAMPLE.SE"`, 1},
+		{`userName eq "ÅSA.ÖBERG@example.se"`, 1},
+		{`userName eq "asa.oberg@example.se"`, 0},
+		{`userName eq "kate@example.com"`, 1},
+		{`userName eq "kate@example.co"`, 0},
+		{`userName eq "kate@example.com" and active eq true`, 0}, // not a sole term: matched in full
+	}
+	for _, c := range cases {
+		r := env.do(http.MethodGet, "/Users?filter="+c.filter, nil).want(t, 200)
+		if got := fmt.Sprint(r.Body["totalResults"]); got != fmt.Sprint(c.want) {
+			t.Errorf("%s: totalResults %s, want %d", c.filter, got, c.want)
+		}
+	}
+}
