@@ -60,8 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		clients   = fs.Int("clients", 16, "concurrent closed-loop clients")
 		duration  = fs.Duration("duration", 10*time.Second, "length of each measured run")
 		ops       = fs.Int("ops", 0, "if > 0, requests per measured run instead of -duration")
-		warmup    = fs.Duration("warmup", 2*time.Second, "unmeasured run before each measured one")
-		rounds    = fs.Int("rounds", 1, "measured runs per scenario and server, alternating which goes first")
+		warmup    = fs.Duration("warmup", 2*time.Second, "unmeasured run per scenario and server before its first measured run")
+		rounds    = fs.Int("rounds", 1, "measured runs per scenario and server, alternating which goes first; more rounds average out a noisy machine")
 		scenarios = fs.String("scenarios", "lookup,page,create,patch", "comma-separated scenarios, run in this order")
 		seedBulk  = fs.Int("seed-bulk", 0, "seed the target through /scim/v2/Bulk with this many operations per request (0: POST /Users)")
 		asJSON    = fs.Bool("json", false, "print the report as JSON")
@@ -130,6 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		err = enc.Encode(rep)
 	} else {
 		err = rep.WriteTable(stdout, "jmlgate")
