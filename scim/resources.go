@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	serr "github.com/elimity-com/scim/errors"
 
@@ -369,7 +370,9 @@ func (s *Server) patchDoc(ctx context.Context, rt *schema.ResourceType, id strin
 	})
 }
 
-// remove deletes a resource and its memberships.
+// remove deletes a resource. Groups that listed it lose it as a member in
+// the same transaction, and each such group gets a new version and its own
+// audit record, so its ETag and its digest chain stay true.
 func (s *Server) remove(ctx context.Context, rt *schema.ResourceType, id, ifMatch string) error {
 	ctx = detach(ctx)
 	return s.cfg.Store.Update(ctx, func(tx store.Tx) error {
@@ -377,15 +380,59 @@ func (s *Server) remove(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 		if err != nil {
 			return err
 		}
+		parents, err := tx.GroupsOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		before := make(map[string][]store.Member, len(parents))
+		for _, g := range parents {
+			if before[g.ID], err = tx.Members(ctx, g.ID); err != nil {
+				return err
+			}
+		}
 		if err := tx.DeleteResource(ctx, rt.Name, id); err != nil {
 			return err
 		}
-		_, err = audit.Append(ctx, tx, s.now().UTC(), audit.Entry{
+		now := s.now().UTC()
+		if _, err := audit.Append(ctx, tx, now, audit.Entry{
 			Actor: reqctx.Actor(ctx), Action: action(rt, "delete"), ResourceType: rt.Name, ResourceID: id,
 			RequestID: reqctx.RequestID(ctx), Before: auditState(c.res.Data, membersOrNil(rt, c.members)),
-		})
-		return err
+		}); err != nil {
+			return err
+		}
+		for _, g := range parents {
+			if err := s.memberGone(ctx, tx, g.ID, id, before[g.ID], now); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+// memberGone records that group lost member because the member was
+// deleted: a new version of the group and an audit record
+// "scim.group.member.remove".
+func (s *Server) memberGone(ctx context.Context, tx store.Tx, groupID, member string, before []store.Member, now time.Time) error {
+	g, err := tx.GetResource(ctx, store.TypeGroup, groupID)
+	if err != nil {
+		return err
+	}
+	after := make([]store.Member, 0, len(before))
+	for _, m := range before {
+		if m.Value != member {
+			after = append(after, m)
+		}
+	}
+	upd := *g
+	upd.Version, upd.LastModified = g.Version+1, now
+	if err := tx.UpdateResource(ctx, &upd); err != nil {
+		return err
+	}
+	_, err = audit.Append(ctx, tx, now, audit.Entry{
+		Actor: reqctx.Actor(ctx), Action: "scim.group.member.remove", ResourceType: store.TypeGroup, ResourceID: groupID,
+		RequestID: reqctx.RequestID(ctx), Before: auditState(g.Data, before), After: auditState(g.Data, after),
+	})
+	return err
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType) {

@@ -125,6 +125,25 @@ func TestServerAudit(t *testing.T) {
 			},
 			want: []wantRec{{"scim.user.delete", "User", func() string { return user2ID }, true, false}},
 		},
+		{
+			// userID is the group's only member: the group changes too, and
+			// its record continues the group's own digest chain.
+			name: "delete a group member", actor: "token:offboarding",
+			run: func(t *testing.T) {
+				env.do(http.MethodDelete, "/Users/"+userID, nil).want(t, http.StatusNoContent)
+			},
+			want: []wantRec{
+				{"scim.user.delete", "User", uid, true, false},
+				{"scim.group.member.remove", "Group", gid, true, true},
+			},
+		},
+		{
+			name: "the group's next change chains on the cascade", chained: true,
+			run: func(t *testing.T) {
+				env.do(http.MethodPatch, "/Groups/"+groupID, patchOps(op("replace", "displayName", "audit-group-after"))).want(t, 200)
+			},
+			want: []wantRec{{"scim.group.patch", "Group", gid, true, true}},
+		},
 		{name: "delete missing", run: func(t *testing.T) {
 			env.do(http.MethodDelete, "/Users/"+user2ID, nil).want(t, http.StatusNotFound)
 		}},
@@ -136,7 +155,7 @@ func TestServerAudit(t *testing.T) {
 			run: func(t *testing.T) {
 				res := bulkResults(t, env.do(http.MethodPost, "/Bulk", bulkReq(0,
 					bulkOp("POST", "/Users", "b1", userData("audit.bulk@example.com")),
-					bulkOp("POST", "/Users", "b2", userData("audit.user@example.com")), // taken
+					bulkOp("POST", "/Users", "b2", userData("AUDIT.bulk@example.com")), // taken by b1
 					bulkOp("DELETE", "/Groups/"+groupID, "", nil),
 				)))
 				wantStatuses(t, res, "201", "409", "204")
