@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
@@ -69,6 +70,11 @@ type Store struct {
 	versions database.Store
 	// prepared statements per pool
 	wcache, rcache *stmtCache
+	// group commit: Update sends to writes, writeLoop runs batches
+	writes   chan *writeReq
+	stop     chan struct{}
+	loopDone chan struct{}
+	stopOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -123,7 +129,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
 
-	s := &Store{path: path, writer: writer, reader: reader, wcache: newStmtCache(writer), rcache: newStmtCache(reader)}
+	s := &Store{
+		path: path, writer: writer, reader: reader, wcache: newStmtCache(writer), rcache: newStmtCache(reader),
+		writes: make(chan *writeReq), stop: make(chan struct{}), loopDone: make(chan struct{}),
+	}
+	go s.writeLoop()
 	if s.provider, s.versions, err = newProvider(writer, cfg.logger); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
@@ -186,33 +196,32 @@ func (s *Store) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Update runs fn in a BEGIN IMMEDIATE transaction on the single writer
-// connection, so writers run one at a time in the order they obtain it. fn's
-// writes commit together if it returns nil; if it returns an error, panics,
-// or ctx ends first, everything fn wrote is rolled back (a panic is re-raised
-// after the rollback). fn's error is returned unchanged; a failure to begin
-// or commit is wrapped, e.g. with context.Canceled. fn may call View (it
-// sees the state before this transaction) but must not call Update, which
-// would wait for fn forever.
+// Update runs fn on the single writer connection, in its own SAVEPOINT of a
+// BEGIN IMMEDIATE transaction that concurrent Updates share (group commit,
+// see groupcommit.go). fn's writes commit if it returns nil; if it returns
+// an error, panics, or ctx ends first, everything fn wrote is rolled back
+// (a panic is re-raised in the caller after the rollback). Update returns
+// nil only once the COMMIT succeeded. fn's error is returned unchanged; a
+// failure to begin or commit is wrapped, e.g. with context.Canceled. fn may
+// call View (it sees the state before this transaction) but must not call
+// Update, which would wait for fn forever.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: begin write: %w", err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tx.Rollback() // also runs while a panic unwinds
-		}
-	}()
-	if err := fn(&writeTx{readTx{tx, s.wcache}}); err != nil {
-		return err
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case s.writes <- r:
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: begin write: %w", ctx.Err())
+	case <-s.stop:
+		return errClosed
 	}
-	done = true
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
+	<-r.done // fn may be running: wait for its outcome even if ctx ends
+	if r.panicked {
+		panic(r.pval)
 	}
-	return nil
+	return r.err
 }
 
 // View runs fn in a read transaction on a reader connection. The snapshot is
@@ -231,6 +240,8 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 // Close closes both connection pools. Transactions still running fail.
 func (s *Store) Close() error {
 	// s.provider.Close would only close s.writer again.
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.loopDone
 	s.rcache.close()
 	s.wcache.close()
 	if err := errors.Join(s.reader.Close(), s.writer.Close()); err != nil {
