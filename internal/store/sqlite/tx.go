@@ -321,7 +321,7 @@ func (t *readTx) GroupsOf(ctx context.Context, memberID string) ([]store.GroupRe
 		SELECT g.id, g.display
 		FROM group_members m JOIN resources g ON g.id = m.group_id
 		WHERE m.member_id = ?
-		ORDER BY g.id`, memberID)
+		ORDER BY m.group_id`, memberID) // = g.id, in the covering index's order: no sort
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: groups of %q: %w", memberID, err)
 	}
@@ -355,7 +355,7 @@ func (t *readTx) GroupsOfEach(ctx context.Context, memberIDs []string) (map[stri
 		SELECT m.member_id, g.id, g.display
 		FROM group_members m JOIN resources g ON g.id = m.group_id
 		WHERE m.member_id IN (SELECT value FROM json_each(?))
-		ORDER BY m.member_id, g.id`, string(ids))
+		ORDER BY m.member_id, m.group_id`, string(ids))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: groups of %d members: %w", len(memberIDs), err)
 	}
