@@ -65,7 +65,7 @@ func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.Operations) > s.cfg.BulkMaxOperations {
-		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, serr.ScimTypeTooMany,
+		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "",
 			"bulk request has %d operations; maxOperations is %d", len(req.Operations), s.cfg.BulkMaxOperations))
 		return
 	}
