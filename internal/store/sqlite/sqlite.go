@@ -229,7 +229,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 // that are not seen, and uncommitted writes never are. fn's error is returned
 // unchanged.
 func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
-	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: begin read: %w", err)
+	}
+	// Not bound to ctx: statements check it themselves (see readTx.query).
+	tx, err := s.reader.BeginTx(context.WithoutCancel(ctx), &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}

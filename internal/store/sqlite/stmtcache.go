@@ -106,14 +106,29 @@ func (c *stmtCache) stmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 }
 
 // query, queryRow and exec run q in tx, prepared when the cache has it.
+//
+// ctx is checked when a statement starts, and the statement then runs
+// without it. Statements here are short, and passing a cancellable context
+// down would cost two goroutines per statement (database/sql's and the
+// driver's interrupt watchers); worse, SQLite answers an interrupted write
+// by rolling back the whole transaction, which with group commit would undo
+// other callers' work. Long reads (ScanResources) check ctx between batches.
 func (t *readTx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
 	if st := t.cache.stmt(ctx, t.tx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, q, args...)
 }
 
-func (t *readTx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+func (t *readTx) queryRow(ctx context.Context, q string, args ...any) rowScanner {
+	if err := ctx.Err(); err != nil {
+		return errRow{err}
+	}
+	ctx = context.WithoutCancel(ctx)
 	if st := t.cache.stmt(ctx, t.tx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -121,8 +136,17 @@ func (t *readTx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 }
 
 func (t *readTx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
 	if st := t.cache.stmt(ctx, t.tx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, q, args...)
 }
+
+// errRow is a row whose Scan reports why the query never ran.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }

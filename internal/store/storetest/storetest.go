@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Members", testMembers},
 		{"GroupsOfEach", testGroupsOfEach},
 		{"CountsTrackWrites", testCountsTrackWrites},
+		{"ScanHonoursCancel", testScanHonoursCancel},
 		{"AddMembersMissing", testAddMembersMissing},
 		{"Tokens", testTokens},
 		{"Audit", testAudit},
@@ -1195,5 +1196,31 @@ func testCountsTrackWrites(t *testing.T, s store.Store) {
 	})
 	if n != 2 || !slices.Equal(ids(page), []string{"c"}) {
 		t.Fatalf("page after offset 1: total %d, %v", n, ids(page))
+	}
+}
+
+// A long scan stops soon after its context ends, with the context's error.
+func testScanHonoursCancel(t *testing.T, s store.Store) {
+	const n = 1200
+	rs := make([]*store.Resource, n)
+	for i := range rs {
+		rs[i] = user(fmt.Sprintf("u%04d", i), fmt.Sprintf("user%04d", i))
+	}
+	create(t, s, rs...)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	calls := 0
+	err := s.View(ctx, func(tx store.ReadTx) error {
+		return tx.ScanResources(ctx, store.TypeUser, func(*store.Resource) error {
+			calls++
+			cancel()
+			return nil
+		})
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("scan after cancel: err = %v, want context.Canceled", err)
+	}
+	if calls >= n {
+		t.Fatalf("scan visited all %d resources after its context ended", calls)
 	}
 }
