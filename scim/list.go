@@ -232,7 +232,7 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 	var total int
 	err := s.cfg.Store.View(ctx, func(tx store.ReadTx) error {
 		if f == nil && nativeOK {
-			q := store.ListQuery{Type: rt.Name, Sort: native, Descending: p.descending, Offset: p.startIndex - 1, Limit: p.count}
+			q := store.ListQuery{Type: rt.Name, Sort: native, Descending: p.descending, Offset: p.startIndex - 1, Limit: p.count, WithGroups: w.groups}
 			items, n, err := tx.ListResources(ctx, q)
 			if err != nil {
 				return err
@@ -267,7 +267,7 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 			}
 			return nil
 		}
-		if err := s.candidates(ctx, tx, rt, expr, visit); err != nil {
+		if err := s.candidates(ctx, tx, rt, expr, w.groups || mw.groups, visit); err != nil {
 			return err
 		}
 		if sortPath != nil && len(matched) > 1 {
@@ -300,14 +300,16 @@ type candidate struct {
 	doc map[string]any // nil when the index answered the filter exactly
 }
 
-// candidates calls visit for every resource that may match expr: those of
+// candidates calls visit for every resource that may match expr (with its
+// groups read alongside when withGroups and the index answers): those of
 // one index lookup when expr has an indexable equality, all of the type
 // otherwise.
-func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.ResourceType, expr filter.Expr, visit func(res *store.Resource, exact bool) error) error {
+func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.ResourceType, expr filter.Expr, withGroups bool,
+	visit func(res *store.Resource, exact bool) error) error {
 	if expr != nil {
 		var best *store.ListQuery
 		for _, t := range filter.IndexTerms(expr, rt) {
-			q := &store.ListQuery{Type: rt.Name, IndexValue: t.Value, Limit: -1}
+			q := &store.ListQuery{Type: rt.Name, IndexValue: t.Value, Limit: -1, WithGroups: withGroups}
 			switch t.Attr {
 			case "id":
 				q.IndexAttr = store.IndexID

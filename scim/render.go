@@ -103,7 +103,10 @@ type view struct {
 func fetch(ctx context.Context, tx store.ReadTx, res *store.Resource, w want) (*view, error) {
 	v := &view{res: res}
 	var err error
-	if w.groups {
+	switch {
+	case w.groups && res.GroupsRead:
+		v.groups = res.Groups
+	case w.groups:
 		v.groups, err = tx.GroupsOf(ctx, res.ID)
 	}
 	if err == nil && w.members {
@@ -117,7 +120,7 @@ func fetch(ctx context.Context, tx store.ReadTx, res *store.Resource, w want) (*
 func fetchPage(ctx context.Context, tx store.ReadTx, rs []*store.Resource, w want) ([]*view, error) {
 	out := make([]*view, len(rs))
 	var groups map[string][]store.GroupRef
-	if w.groups && len(rs) > 1 {
+	if w.groups && len(rs) > 1 && !rs[0].GroupsRead {
 		ids := make([]string, len(rs))
 		for i, r := range rs {
 			ids[i] = r.ID

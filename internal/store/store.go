@@ -50,6 +50,11 @@ type Resource struct {
 	Created      time.Time
 	LastModified time.Time
 	Data         []byte
+	// Groups lists the groups the resource is a direct member of, ordered
+	// by id, when GroupsRead is set (ListQuery.WithGroups asked for them in
+	// the same statement); otherwise use ReadTx.GroupsOf.
+	Groups     []GroupRef
+	GroupsRead bool
 }
 
 // Member is one entry of a group's members.
@@ -101,6 +106,8 @@ type ListQuery struct {
 	IndexValue string
 	Sort       SortKey
 	Descending bool
+	// WithGroups fills each returned resource's Groups in the same read.
+	WithGroups bool
 	// Offset skips that many results; Limit caps them (<0: no cap, 0: none,
 	// only the total is computed).
 	Offset int

@@ -206,7 +206,11 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 			return nil, total, nil
 		}
 	}
-	query := `SELECT ` + resourceCols + ` FROM resources WHERE ` + where + ` ORDER BY ` + order
+	cols := resourceCols
+	if q.WithGroups {
+		cols += `, ` + groupsColumn
+	}
+	query := `SELECT ` + cols + ` FROM resources WHERE ` + where + ` ORDER BY ` + order
 	if countFirst {
 		// A bound LIMIT makes SQLite prepare the statement twice, so the
 		// unpaged lookup above goes without.
@@ -220,7 +224,7 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list %s: %w", q.Type, err)
 	}
-	out, err := collectResources(rows)
+	out, err := collectResources(rows, q.WithGroups)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list %s: %w", q.Type, err)
 	}
@@ -230,17 +234,58 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 	return out, total, nil
 }
 
-func collectResources(rows *sql.Rows) ([]*store.Resource, error) {
+func collectResources(rows *sql.Rows, withGroups bool) ([]*store.Resource, error) {
 	defer rows.Close()
 	var out []*store.Resource
 	for rows.Next() {
-		r, err := scanResource(rows)
+		var r *store.Resource
+		var err error
+		if withGroups {
+			var groups string
+			if r, err = scanResource(suffixScanner{rows, &groups}); err == nil {
+				r.Groups, err = decodeGroups(groups)
+				r.GroupsRead = true
+			}
+		} else {
+			r, err = scanResource(rows)
+		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// groupsColumn reads a resource's groups with the resource itself, as a
+// JSON array of [id, display] pairs ordered by id.
+const groupsColumn = `(SELECT coalesce(json_group_array(json_array(g.id, g.display)), '[]') FROM (
+	SELECT g.id, g.display FROM group_members m JOIN resources g ON g.id = m.group_id
+	WHERE m.member_id = resources.id ORDER BY m.group_id) AS g)`
+
+func decodeGroups(s string) ([]store.GroupRef, error) {
+	if s == "[]" || s == "" {
+		return nil, nil
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
+		return nil, fmt.Errorf("groups column: %w", err)
+	}
+	out := make([]store.GroupRef, len(pairs))
+	for i, p := range pairs {
+		out[i] = store.GroupRef{ID: p[0], Display: p[1]}
+	}
+	return out, nil
+}
+
+// suffixScanner scans the resource columns, then one trailing column.
+type suffixScanner struct {
+	rows *sql.Rows
+	last any
+}
+
+func (p suffixScanner) Scan(dest ...any) error {
+	return p.rows.Scan(append(dest, p.last)...)
 }
 
 // ScanResources implements store.ReadTx. It reads in batches keyed on the

@@ -1140,6 +1140,37 @@ func testGroupsOfEach(t *testing.T, s store.Store) {
 	if _, ok := got["c"]; ok {
 		t.Errorf("GroupsOfEach has an entry for a member of no group: %+v", got["c"])
 	}
+	// ListQuery.WithGroups reads the same groups with the resources.
+	for _, q := range []store.ListQuery{
+		{Type: store.TypeUser, Limit: -1, WithGroups: true},
+		{Type: store.TypeUser, Limit: 2, Offset: 1, WithGroups: true},
+		{Type: store.TypeUser, IndexAttr: store.IndexName, IndexValue: "AMY", Limit: -1, WithGroups: true},
+		{Type: store.TypeGroup, Limit: -1, WithGroups: true},
+	} {
+		var rs []*store.Resource
+		view(t, s, func(tx store.ReadTx) error {
+			var err error
+			rs, _, err = tx.ListResources(ctx, q)
+			return err
+		})
+		if len(rs) == 0 {
+			t.Fatalf("%+v: no resources", q)
+		}
+		for _, r := range rs {
+			if want := groupsOf(t, s, r.ID); !r.GroupsRead || !slices.Equal(r.Groups, want) {
+				t.Errorf("%+v: %s Groups = %+v (read %v), GroupsOf = %+v", q, r.ID, r.Groups, r.GroupsRead, want)
+			}
+		}
+	}
+	view(t, s, func(tx store.ReadTx) error {
+		rs, _, err := tx.ListResources(ctx, store.ListQuery{Type: store.TypeUser, Limit: -1})
+		for _, r := range rs {
+			if r.GroupsRead || r.Groups != nil {
+				t.Errorf("groups read without WithGroups: %+v", r)
+			}
+		}
+		return err
+	})
 	view(t, s, func(tx store.ReadTx) error {
 		empty, err := tx.GroupsOfEach(ctx, nil)
 		if err == nil && len(empty) != 0 {
