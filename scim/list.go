@@ -228,6 +228,9 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 		native, nativeOK = nativeSort(rt, sp)
 	}
 	w := s.wantFor(rt, p.proj)
+	if page, total, ok, err := s.lookupExact(ctx, rt, expr, p, w); ok || err != nil {
+		return page, total, err
+	}
 	var page []*view
 	var total int
 	err := s.cfg.Store.View(ctx, func(tx store.ReadTx) error {
@@ -307,31 +310,7 @@ type candidate struct {
 func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.ResourceType, expr filter.Expr, withGroups bool,
 	visit func(res *store.Resource, exact bool) error) error {
 	if expr != nil {
-		var best *store.ListQuery
-		for _, t := range filter.IndexTerms(expr, rt) {
-			q := &store.ListQuery{Type: rt.Name, IndexValue: t.Value, Limit: -1, WithGroups: withGroups}
-			switch t.Attr {
-			case "id":
-				q.IndexAttr = store.IndexID
-			case "userName":
-				q.IndexAttr = store.IndexName
-			case "displayName":
-				if rt.Name != store.TypeGroup {
-					continue
-				}
-				q.IndexAttr = store.IndexName
-			case "externalId":
-				q.IndexAttr = store.IndexExternalID
-			default:
-				continue
-			}
-			// id and userName are unique; prefer them over externalId and
-			// group displayName.
-			if best == nil || q.IndexAttr == store.IndexID || (q.IndexAttr == store.IndexName && rt.Name == store.TypeUser) {
-				best = q
-			}
-		}
-		if best != nil {
+		if best := indexPlan(expr, rt, withGroups); best != nil {
 			items, _, err := tx.ListResources(ctx, *best)
 			if err != nil {
 				return err
@@ -346,6 +325,68 @@ func (s *Server) candidates(ctx context.Context, tx store.ReadTx, rt *schema.Res
 		}
 	}
 	return tx.ScanResources(ctx, rt.Name, func(res *store.Resource) error { return visit(res, false) })
+}
+
+// indexPlan picks the index lookup that narrows expr best, or nil.
+func indexPlan(expr filter.Expr, rt *schema.ResourceType, withGroups bool) *store.ListQuery {
+	var best *store.ListQuery
+	for _, t := range filter.IndexTerms(expr, rt) {
+		q := &store.ListQuery{Type: rt.Name, IndexValue: t.Value, Limit: -1, WithGroups: withGroups}
+		switch t.Attr {
+		case "id":
+			q.IndexAttr = store.IndexID
+		case "userName":
+			q.IndexAttr = store.IndexName
+		case "displayName":
+			if rt.Name != store.TypeGroup {
+				continue
+			}
+			q.IndexAttr = store.IndexName
+		case "externalId":
+			q.IndexAttr = store.IndexExternalID
+		default:
+			continue
+		}
+		// id and userName are unique; prefer them over externalId and
+		// group displayName.
+		if best == nil || q.IndexAttr == store.IndexID || (q.IndexAttr == store.IndexName && rt.Name == store.TypeUser) {
+			best = q
+		}
+	}
+	return best
+}
+
+// lookupExact answers a filter that is one indexed equality with a single
+// store statement and no transaction (store.Store.Lookup). ok is false when
+// the request needs more (a sort, group members) or when the index cannot
+// decide a candidate alone; the caller then takes the general path.
+func (s *Server) lookupExact(ctx context.Context, rt *schema.ResourceType, expr filter.Expr, p listParams, w want) (page []*view, total int, ok bool, err error) {
+	if expr == nil || p.sortBy != "" || w.members {
+		return nil, 0, false, nil
+	}
+	best := indexPlan(expr, rt, w.groups)
+	if best == nil || !isSoleTerm(expr, best) {
+		return nil, 0, false, nil
+	}
+	items, err := s.cfg.Store.Lookup(ctx, *best)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	for _, r := range items {
+		if !answersExactly(best, r) {
+			return nil, 0, false, nil
+		}
+	}
+	from := min(p.startIndex-1, len(items))
+	to := min(from+p.count, len(items))
+	for _, r := range items[from:to] {
+		v := &view{res: r}
+		if w.groups {
+			v.groups = r.Groups
+		}
+		page = append(page, v)
+	}
+	return page, len(items), true, nil
 }
 
 // isSoleTerm reports whether expr is nothing but the equality q looks up.

@@ -217,6 +217,12 @@ type Store interface {
 	// View runs fn in a read-only snapshot: it sees only committed data, and
 	// the same data for every read within fn.
 	View(ctx context.Context, fn func(ReadTx) error) error
+	// Lookup is ListResources for an uncapped query from offset 0 (Limit
+	// < 0, Offset 0), run as ONE statement outside any transaction: a single
+	// statement reads one consistent snapshot by itself, so this skips the
+	// cost of a View for the hottest read (an IdP's userName lookup). Other
+	// queries are refused with an error.
+	Lookup(ctx context.Context, q ListQuery) ([]*Resource, error)
 	// Migrate applies pending schema migrations; it is idempotent.
 	Migrate(ctx context.Context) error
 	// Ready returns nil when the database answers and every migration is

@@ -241,6 +241,36 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 	return fn(&readTx{tx, s.rcache})
 }
 
+// Lookup implements store.Store on the reader pool.
+func (s *Store) Lookup(ctx context.Context, q store.ListQuery) ([]*store.Resource, error) {
+	if q.Limit >= 0 || q.Offset != 0 {
+		return nil, fmt.Errorf("sqlite: lookup %s: needs Limit < 0 and Offset 0 (one statement); use View", q.Type)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := planList(q)
+	if err != nil {
+		return nil, err
+	}
+	query := p.pageSQL(q)
+	ctx = context.WithoutCancel(ctx) // see readTx.query
+	var rows *sql.Rows
+	if st := s.rcache.get(query); st != nil {
+		rows, err = st.QueryContext(ctx, p.args...)
+	} else {
+		rows, err = s.reader.QueryContext(ctx, query, p.args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lookup %s: %w", q.Type, err)
+	}
+	out, err := collectResources(rows, q.WithGroups)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lookup %s: %w", q.Type, err)
+	}
+	return out, nil
+}
+
 // Close closes both connection pools. Transactions still running fail.
 func (s *Store) Close() error {
 	// s.provider.Close would only close s.writer again.

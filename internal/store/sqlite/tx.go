@@ -165,37 +165,66 @@ var listOrder = map[store.SortKey][2]string{
 	store.SortDisplay:      {`display_key, seq`, `display_key DESC, seq DESC`},
 }
 
+// listPlan is a ListQuery turned into SQL: where and order come from fixed
+// whitelists, never from the query's values.
+type listPlan struct {
+	where, order string
+	args         []any // type and index value
+	countFirst   bool  // a count is needed (paged or offset)
+}
+
+func planList(q store.ListQuery) (*listPlan, error) {
+	where, ok := listWhere[q.IndexAttr]
+	if !ok {
+		return nil, fmt.Errorf("sqlite: list %s: unsupported index attribute %q", q.Type, q.IndexAttr)
+	}
+	orders, ok := listOrder[q.Sort]
+	if !ok {
+		return nil, fmt.Errorf("sqlite: list %s: unsupported sort key %q", q.Type, q.Sort)
+	}
+	p := &listPlan{where: where, order: orders[0], args: []any{q.Type}}
+	if q.Descending {
+		p.order = orders[1]
+	}
+	switch q.IndexAttr {
+	case store.IndexName:
+		p.args = append(p.args, foldKey(q.IndexValue))
+	case store.IndexID, store.IndexExternalID:
+		p.args = append(p.args, q.IndexValue)
+	}
+	// An uncapped page from the start is the whole match: no count needed.
+	p.countFirst = q.Limit >= 0 || q.Offset > 0
+	return p, nil
+}
+
+// pageSQL is the SELECT of the page (without LIMIT when no count is needed:
+// a bound LIMIT makes SQLite prepare the statement twice).
+func (p *listPlan) pageSQL(q store.ListQuery) string {
+	cols := resourceCols
+	if q.WithGroups {
+		cols += `, ` + groupsColumn
+	}
+	query := `SELECT ` + cols + ` FROM resources WHERE ` + p.where + ` ORDER BY ` + p.order
+	if p.countFirst {
+		query += ` LIMIT ? OFFSET ?`
+	}
+	return query
+}
+
 // ListResources implements store.ReadTx. The count and the page are read in
 // the same transaction, so they agree; Limit 0 runs only the count, and an
 // uncapped query from offset 0 only the page.
 func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store.Resource, int, error) {
-	where, ok := listWhere[q.IndexAttr]
-	if !ok {
-		return nil, 0, fmt.Errorf("sqlite: list %s: unsupported index attribute %q", q.Type, q.IndexAttr)
+	p, err := planList(q)
+	if err != nil {
+		return nil, 0, err
 	}
-	orders, ok := listOrder[q.Sort]
-	if !ok {
-		return nil, 0, fmt.Errorf("sqlite: list %s: unsupported sort key %q", q.Type, q.Sort)
-	}
-	order := orders[0]
-	if q.Descending {
-		order = orders[1]
-	}
-	args := []any{q.Type}
-	switch q.IndexAttr {
-	case store.IndexName:
-		args = append(args, foldKey(q.IndexValue))
-	case store.IndexID, store.IndexExternalID:
-		args = append(args, q.IndexValue)
-	}
-
+	args := p.args
 	offset := max(q.Offset, 0)
 	limit := q.Limit
-	// An uncapped page from the start is the whole match: no count needed.
-	countFirst := limit >= 0 || offset > 0
 	var total int
-	if countFirst {
-		countQuery := `SELECT count(*) FROM resources WHERE ` + where
+	if p.countFirst {
+		countQuery := `SELECT count(*) FROM resources WHERE ` + p.where
 		if q.IndexAttr == "" {
 			countQuery = `SELECT n FROM resource_counts WHERE type = ?`
 		}
@@ -205,22 +234,12 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 		if limit == 0 || offset >= total {
 			return nil, total, nil
 		}
-	}
-	cols := resourceCols
-	if q.WithGroups {
-		cols += `, ` + groupsColumn
-	}
-	query := `SELECT ` + cols + ` FROM resources WHERE ` + where + ` ORDER BY ` + order
-	if countFirst {
-		// A bound LIMIT makes SQLite prepare the statement twice, so the
-		// unpaged lookup above goes without.
-		query += ` LIMIT ? OFFSET ?`
 		if limit < 0 {
 			limit = -1 // SQLite: no limit
 		}
 		args = append(args, limit, offset)
 	}
-	rows, err := t.query(ctx, query, args...)
+	rows, err := t.query(ctx, p.pageSQL(q), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list %s: %w", q.Type, err)
 	}
@@ -228,7 +247,7 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list %s: %w", q.Type, err)
 	}
-	if !countFirst {
+	if !p.countFirst {
 		total = len(out)
 	}
 	return out, total, nil

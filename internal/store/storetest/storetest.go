@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GroupsOfEach", testGroupsOfEach},
 		{"CountsTrackWrites", testCountsTrackWrites},
 		{"ScanHonoursCancel", testScanHonoursCancel},
+		{"Lookup", testLookup},
 		{"AddMembersMissing", testAddMembersMissing},
 		{"Tokens", testTokens},
 		{"Audit", testAudit},
@@ -1253,5 +1254,58 @@ func testScanHonoursCancel(t *testing.T, s store.Store) {
 	}
 	if calls >= n {
 		t.Fatalf("scan visited all %d resources after its context ended", calls)
+	}
+}
+
+// Lookup answers exactly what ListResources answers for the queries it
+// takes, and refuses the ones that need a count.
+func testLookup(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := user("a", "Amy"), user("b", "ben")
+	a.ExternalID, b.ExternalID = "x1", "x1"
+	create(t, s, a, b, group("g", "Eng"))
+	update(t, s, func(tx store.Tx) error {
+		return tx.AddMembers(ctx, "g", []store.Member{{Value: "a", Type: store.TypeUser}})
+	})
+	for _, q := range []store.ListQuery{
+		{Type: store.TypeUser, IndexAttr: store.IndexName, IndexValue: "AMY", Limit: -1, WithGroups: true},
+		{Type: store.TypeUser, IndexAttr: store.IndexName, IndexValue: "nobody", Limit: -1},
+		{Type: store.TypeUser, IndexAttr: store.IndexID, IndexValue: "b", Limit: -1},
+		{Type: store.TypeUser, IndexAttr: store.IndexExternalID, IndexValue: "x1", Limit: -1, Descending: true},
+		{Type: store.TypeGroup, Limit: -1},
+	} {
+		got, err := s.Lookup(ctx, q)
+		if err != nil {
+			t.Fatalf("Lookup(%+v): %v", q, err)
+		}
+		var want []*store.Resource
+		view(t, s, func(tx store.ReadTx) error {
+			var err error
+			want, _, err = tx.ListResources(ctx, q)
+			return err
+		})
+		if !slices.Equal(ids(got), ids(want)) {
+			t.Fatalf("Lookup(%+v) = %v, ListResources = %v", q, ids(got), ids(want))
+		}
+		for i := range got {
+			wantResource(t, got[i], want[i])
+			if !slices.Equal(got[i].Groups, want[i].Groups) || got[i].GroupsRead != want[i].GroupsRead {
+				t.Fatalf("Lookup(%+v) groups %+v, ListResources %+v", q, got[i].Groups, want[i].Groups)
+			}
+		}
+	}
+	for _, q := range []store.ListQuery{
+		{Type: store.TypeUser, Limit: 10},
+		{Type: store.TypeUser, Limit: -1, Offset: 1},
+		{Type: store.TypeUser, Limit: 0},
+	} {
+		if _, err := s.Lookup(ctx, q); err == nil {
+			t.Errorf("Lookup(%+v) accepted a query that needs a count", q)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Lookup(cctx, store.ListQuery{Type: store.TypeUser, Limit: -1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Lookup with a canceled context: %v", err)
 	}
 }
