@@ -152,23 +152,88 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rt *schema.Re
 		s.fail(w, r, err)
 		return
 	}
+	s.writeList(w, r, []typedViews{{rt, views}}, total, p)
+}
+
+// typedViews is one resource type's part of a list response.
+type typedViews struct {
+	rt    *schema.ResourceType
+	views []*view
+}
+
+// handleRootSearch is POST /.search (RFC 7644 §3.4.3): the query runs over
+// Users, then Groups, as one result list. A filter that names attributes one
+// type does not have matches nothing of that type; it is an error only when
+// it fits neither. sortBy applies within each type.
+func (s *Server) handleRootSearch(w http.ResponseWriter, r *http.Request) {
+	p, err := s.paramsFromSearch(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	base := s.baseURL(r)
+	var parts []typedViews
+	var total int
+	var firstErr error
+	fits := 0
+	// The window [startIndex, startIndex+count) over the concatenation is
+	// cut from each type in turn: the types before it shift startIndex by
+	// their totals and consume count by what they returned.
+	q := p
+	for _, rt := range []*schema.ResourceType{s.reg.User, s.reg.Group} {
+		views, n, err := s.list(r.Context(), rt, q, base)
+		if se := asSCIM(err); se != nil && se.Status == http.StatusBadRequest {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		fits++
+		parts = append(parts, typedViews{rt, views})
+		total += n
+		q.startIndex = max(1, q.startIndex-n)
+		q.count -= len(views)
+	}
+	if fits == 0 {
+		s.fail(w, r, firstErr)
+		return
+	}
+	s.writeList(w, r, parts, total, p)
+}
+
+// writeList writes a ListResponse whose resources may span types.
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, parts []typedViews, total int, p listParams) {
+	base := s.baseURL(r)
+	var err error
+	n := 0
+	for _, part := range parts {
+		n += len(part.views)
+	}
 	// The envelope is written by hand so each resource can be spliced from
 	// its stored JSON (view.encode).
-	buf := make([]byte, 0, 160+768*len(views))
+	buf := make([]byte, 0, 160+768*n)
 	buf = append(buf, `{"schemas":["`+schema.ListResponseURN+`"],"totalResults":`...)
 	buf = strconv.AppendInt(buf, int64(total), 10)
 	buf = append(buf, `,"startIndex":`...)
 	buf = strconv.AppendInt(buf, int64(p.startIndex), 10)
 	buf = append(buf, `,"itemsPerPage":`...)
-	buf = strconv.AppendInt(buf, int64(len(views)), 10)
+	buf = strconv.AppendInt(buf, int64(n), 10)
 	buf = append(buf, `,"Resources":[`...)
-	for i, v := range views {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		if buf, err = v.encode(buf, rt, base, p.proj); err != nil {
-			s.fail(w, r, err)
-			return
+	first := true
+	for _, part := range parts {
+		for _, v := range part.views {
+			if !first {
+				buf = append(buf, ',')
+			}
+			first = false
+			if buf, err = v.encode(buf, part.rt, base, p.proj); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 	}
 	buf = append(buf, "]}"...)

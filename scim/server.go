@@ -112,6 +112,7 @@ func NewServer(cfg Config) *Server {
 		})
 	}
 	s.mux.HandleFunc(Prefix+"/Bulk", s.only(http.MethodPost, s.handleBulk))
+	s.mux.HandleFunc(Prefix+"/.search", s.only(http.MethodPost, s.handleRootSearch))
 	s.mux.HandleFunc(Prefix+"/ServiceProviderConfig", s.only(http.MethodGet, s.handleServiceProviderConfig))
 	s.mux.HandleFunc(Prefix+"/ResourceTypes", s.only(http.MethodGet, s.handleResourceTypes))
 	s.mux.HandleFunc(Prefix+"/ResourceTypes/{name}", s.only(http.MethodGet, s.handleResourceType))

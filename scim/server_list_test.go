@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -563,4 +564,51 @@ func TestServerListUserNameEqualityFolding(t *testing.T) {
 			t.Errorf("%s: totalResults %s, want %d", c.filter, got, c.want)
 		}
 	}
+}
+
+// POST /.search at the root searches Users then Groups as one list (RFC 7644
+// §3.4.3); a filter one type cannot evaluate simply matches none of it.
+func TestServerRootSearch(t *testing.T) {
+	t.Parallel()
+	env := newSrvEnv(t, nil)
+	a := env.createUser("ann@example.com", map[string]any{"displayName": "Eng"})
+	b := env.createUser("bea@example.com", nil)
+	env.createUser("cy@example.com", nil)
+	env.createGroup("Eng", idOf(a))
+	env.createGroup("Ops", idOf(b))
+
+	search := func(body map[string]any) *srvResp {
+		body["schemas"] = []string{searchURN}
+		return env.do(http.MethodPost, "/.search", body)
+	}
+	types := func(r *srvResp) []string {
+		var out []string
+		for _, res := range r.Body["Resources"].([]any) {
+			out = append(out, res.(map[string]any)["meta"].(map[string]any)["resourceType"].(string))
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		body  map[string]any
+		total string
+		types []string
+	}{
+		{"everything", map[string]any{}, "5", []string{"User", "User", "User", "Group", "Group"}},
+		{"window across the types", map[string]any{"startIndex": 3, "count": 2}, "5", []string{"User", "Group"}},
+		{"window inside the second type", map[string]any{"startIndex": 5, "count": 10}, "5", []string{"Group"}},
+		{"count 0", map[string]any{"count": 0}, "5", nil},
+		{"attribute both types have", map[string]any{"filter": `displayName eq "Eng"`}, "2", []string{"User", "Group"}},
+		{"user-only attribute", map[string]any{"filter": `userName sw "b"`}, "1", []string{"User"}},
+		{"group-only attribute", map[string]any{"filter": `members pr`}, "2", []string{"Group", "Group"}},
+	}
+	for _, c := range cases {
+		r := search(c.body).want(t, 200)
+		if got := fmt.Sprint(r.Body["totalResults"]); got != c.total || !slices.Equal(types(r), c.types) {
+			t.Errorf("%s: totalResults %s, types %v; want %s, %v", c.name, got, types(r), c.total, c.types)
+		}
+	}
+	search(map[string]any{"filter": `nosuch eq "x"`}).wantError(t, 400, "invalidFilter")
+	env.do(http.MethodPost, "/.search", map[string]any{"filter": `userName pr`}).wantError(t, 400, "invalidSyntax")
+	env.do(http.MethodGet, "/.search", nil).wantError(t, 405, "")
 }
