@@ -435,24 +435,32 @@ func (s *Server) memberGone(ctx context.Context, tx store.Tx, groupID, member st
 	return err
 }
 
-func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType) {
+// write runs one write request: body read under the limit, op, then the
+// representation the projection asks for.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType,
+	op func(body []byte, q projection) (*result, error)) {
 	b, err := readBody(r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := decodeObject(b)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	q := projectionFrom(r)
-	res, err := s.create(r.Context(), rt, body, s.wantFor(rt, q))
+	res, err := op(b, q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.respond(w, r, rt, res, q)
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType) {
+	s.write(w, r, rt, func(b []byte, q projection) (*result, error) {
+		body, err := decodeObject(b)
+		if err != nil {
+			return nil, err
+		}
+		return s.create(r.Context(), rt, body, s.wantFor(rt, q))
+	})
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {
@@ -487,38 +495,19 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, rt *schema.Re
 }
 
 func (s *Server) handleReplace(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {
-	b, err := readBody(r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body, err := decodeObject(b)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := projectionFrom(r)
-	res, err := s.replace(r.Context(), rt, id, body, r.Header.Get("If-Match"), s.wantFor(rt, q))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.respond(w, r, rt, res, q)
+	s.write(w, r, rt, func(b []byte, q projection) (*result, error) {
+		body, err := decodeObject(b)
+		if err != nil {
+			return nil, err
+		}
+		return s.replace(r.Context(), rt, id, body, r.Header.Get("If-Match"), s.wantFor(rt, q))
+	})
 }
 
 func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {
-	b, err := readBody(r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := projectionFrom(r)
-	res, err := s.patchDoc(r.Context(), rt, id, b, r.Header.Get("If-Match"), s.wantFor(rt, q))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.respond(w, r, rt, res, q)
+	s.write(w, r, rt, func(b []byte, q projection) (*result, error) {
+		return s.patchDoc(r.Context(), rt, id, b, r.Header.Get("If-Match"), s.wantFor(rt, q))
+	})
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, rt *schema.ResourceType, id string) {

@@ -220,17 +220,14 @@ func tokenCmd(stdout io.Writer) *cobra.Command {
 				}
 				return nil
 			}
-			err = withStore(cmd.Context(), &cf, func(st store.Store) error {
-				return st.Update(cmd.Context(), func(tx store.Tx) error {
-					if err := tx.CreateToken(cmd.Context(), t); err != nil {
-						if errors.Is(err, store.ErrConflict) {
-							return fmt.Errorf("a token named %q already exists", name)
-						}
-						return err
+			err = tokenChange(cmd.Context(), &cf, "token.create", name, now, func(tx store.Tx) error {
+				if err := tx.CreateToken(cmd.Context(), t); err != nil {
+					if errors.Is(err, store.ErrConflict) {
+						return fmt.Errorf("a token named %q already exists", name)
 					}
-					_, err := audit.Append(cmd.Context(), tx, now, audit.Entry{Actor: cliActor(), Action: "token.create", ResourceType: "Token", ResourceID: name})
 					return err
-				})
+				}
+				return nil
 			})
 			if err != nil {
 				return err
@@ -292,17 +289,14 @@ func tokenCmd(stdout io.Writer) *cobra.Command {
 				return errors.New("--name is required")
 			}
 			now := time.Now()
-			err := withStore(cmd.Context(), &rf, func(st store.Store) error {
-				return st.Update(cmd.Context(), func(tx store.Tx) error {
-					if err := tx.RevokeToken(cmd.Context(), rname, now); err != nil {
-						if errors.Is(err, store.ErrNotFound) {
-							return fmt.Errorf("no live token named %q", rname)
-						}
-						return err
+			err := tokenChange(cmd.Context(), &rf, "token.revoke", rname, now, func(tx store.Tx) error {
+				if err := tx.RevokeToken(cmd.Context(), rname, now); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						return fmt.Errorf("no live token named %q", rname)
 					}
-					_, err := audit.Append(cmd.Context(), tx, now, audit.Entry{Actor: cliActor(), Action: "token.revoke", ResourceType: "Token", ResourceID: rname})
 					return err
-				})
+				}
+				return nil
 			})
 			if err != nil {
 				return err
@@ -316,6 +310,20 @@ func tokenCmd(stdout io.Writer) *cobra.Command {
 
 	c.AddCommand(create, list, revoke)
 	return c
+}
+
+// tokenChange runs change and its audit record (action on the named token,
+// by the operator) in one transaction.
+func tokenChange(ctx context.Context, f *flags, action, name string, now time.Time, change func(store.Tx) error) error {
+	return withStore(ctx, f, func(st store.Store) error {
+		return st.Update(ctx, func(tx store.Tx) error {
+			if err := change(tx); err != nil {
+				return err
+			}
+			_, err := audit.Append(ctx, tx, now, audit.Entry{Actor: cliActor(), Action: action, ResourceType: "Token", ResourceID: name})
+			return err
+		})
+	})
 }
 
 func splitComma(s string) []string {

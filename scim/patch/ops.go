@@ -50,7 +50,7 @@ func (a *applier) setExtension(t target, value any) error {
 	}
 	obj, ok := value.(map[string]any)
 	if !ok {
-		return a.fail(serr.ScimTypeInvalidValue, "value for extension %q must be an object, got %s", t.ext, jsonType(value))
+		return a.fail(serr.ScimTypeInvalidValue, "value for extension %q must be an object, got %s", t.ext, resource.JSONType(value))
 	}
 	for _, k := range sortedKeys(obj) {
 		attr := t.wholeExt.Attr(k)
@@ -264,7 +264,7 @@ func (a *applier) setFiltered(t target, value any) error {
 	} else {
 		var ok bool
 		if obj, ok = value.(map[string]any); !ok {
-			return a.fail(serr.ScimTypeInvalidValue, "attribute %q: expected complex (object), got %s", t.label(), jsonType(value))
+			return a.fail(serr.ScimTypeInvalidValue, "attribute %q: expected complex (object), got %s", t.label(), resource.JSONType(value))
 		}
 		if _, err := a.merge(t.attr, t.attr.Name, nil, obj); err != nil {
 			return err

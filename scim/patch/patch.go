@@ -257,7 +257,7 @@ func (a *applier) value() (v any, hasValue bool, err error) {
 func (a *applier) noPath(value any) error {
 	obj, ok := value.(map[string]any)
 	if !ok {
-		return a.fail(serr.ScimTypeInvalidValue, "without a path, value must be an object of attributes, got %s", jsonType(value))
+		return a.fail(serr.ScimTypeInvalidValue, "without a path, value must be an object of attributes, got %s", resource.JSONType(value))
 	}
 	seen := map[string]string{}
 	for _, k := range sortedKeys(obj) {
@@ -292,24 +292,6 @@ func (a *applier) tidy() {
 			delete(a.doc, ext.ID)
 		}
 	}
-}
-
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case bool:
-		return "boolean"
-	case json.Number:
-		return "number"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 func sortedKeys(m map[string]any) []string {

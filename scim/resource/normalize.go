@@ -178,13 +178,13 @@ func (n normalizer) schemas(body map[string]any) error {
 	}
 	list, ok := raw.([]any)
 	if !ok {
-		return invalidSyntax(fmt.Sprintf(`attribute "schemas": expected an array of strings, got %s`, jsonType(raw)))
+		return invalidSyntax(fmt.Sprintf(`attribute "schemas": expected an array of strings, got %s`, JSONType(raw)))
 	}
 	core := false
 	for i, v := range list {
 		s, ok := v.(string)
 		if !ok {
-			return invalidSyntax(fmt.Sprintf(`attribute "schemas[%d]": expected string, got %s`, i, jsonType(v)))
+			return invalidSyntax(fmt.Sprintf(`attribute "schemas[%d]": expected string, got %s`, i, JSONType(v)))
 		}
 		if strings.EqualFold(s, n.rt.Core.ID) {
 			core = true
@@ -221,7 +221,7 @@ func (n normalizer) stageKey(st *staged, key string, v any) error {
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return invalidValue(fmt.Sprintf("attribute %q: expected complex (object), got %s", ext.ID, jsonType(v)))
+			return invalidValue(fmt.Sprintf("attribute %q: expected complex (object), got %s", ext.ID, JSONType(v)))
 		}
 		for _, k := range sortedKeys(obj) {
 			a := ext.Attr(k)
@@ -370,7 +370,7 @@ func NormalizeValue(a *schema.Attr, v any, label string) (any, error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, invalidValue(fmt.Sprintf("attribute %q: expected an array, got %s", label, jsonType(v)))
+		return nil, invalidValue(fmt.Sprintf("attribute %q: expected an array, got %s", label, JSONType(v)))
 	}
 	out := make([]any, 0, len(list))
 	primaries := 0
@@ -410,7 +410,7 @@ func NormalizeSingle(a *schema.Attr, v any, label string) (any, error) {
 		return nil, nil
 	}
 	mismatch := func(want string) error {
-		return invalidValue(fmt.Sprintf("attribute %q: expected %s, got %s", label, want, jsonType(v)))
+		return invalidValue(fmt.Sprintf("attribute %q: expected %s, got %s", label, want, JSONType(v)))
 	}
 	switch a.Type {
 	case schema.TypeString, schema.TypeReference:
@@ -487,7 +487,7 @@ func complexValue(a *schema.Attr, v any, label string) (any, error) {
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, invalidValue(fmt.Sprintf("attribute %q: expected complex (object), got %s", label, jsonType(v)))
+		return nil, invalidValue(fmt.Sprintf("attribute %q: expected complex (object), got %s", label, JSONType(v)))
 	}
 	out := make(map[string]any, len(obj))
 	seen := make(map[string]string, len(obj))
@@ -565,8 +565,8 @@ func ValidDateTime(s string) bool {
 	return false
 }
 
-// jsonType names the JSON type of a decoded value for error messages.
-func jsonType(v any) string {
+// JSONType names the JSON type of a decoded value for error messages.
+func JSONType(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
