@@ -32,6 +32,8 @@ var (
 const (
 	TypeUser  = "User"
 	TypeGroup = "Group"
+	// TypeIdentity is the resource type of lifecycle audit records.
+	TypeIdentity = "Identity"
 )
 
 // Resource is one SCIM resource as stored. Data holds the JSON object of every
@@ -141,6 +143,49 @@ type AuditRecord struct {
 	Hash         []byte
 }
 
+// Identity states (DESIGN.md "Lifecycle").
+const (
+	StatePreHire     = "pre_hire"
+	StateAwaitingMFA = "awaiting_mfa"
+	StateActive      = "active"
+	StateTerminated  = "terminated"
+	StateDeleted     = "deleted"
+)
+
+// Identity is the lifecycle record of one SCIM user; ID is the user's id.
+// It outlives the user: a deleted user's identity stays, in state deleted,
+// with its history.
+type Identity struct {
+	ID        string
+	UserName  string // as last seen; kept after deletion for the history
+	State     string
+	StartDate time.Time // lifecycle extension; zero when absent
+	EndDate   time.Time
+	// MFAMethod and MFAEnrolledAt record proven MFA enrollment; zero when
+	// none (rehire and leaver clear them).
+	MFAMethod     string
+	MFAEnrolledAt time.Time
+	// Desired is the access the identity's roles grant, as JSON (its shape
+	// belongs to package workflows). It is computed in every state; nothing
+	// in it is granted before the identity is active.
+	Desired []byte
+	// LeaverAt is when the identity last became terminated; zero otherwise.
+	LeaverAt time.Time
+	// NextCheck is the earliest time a time-driven transition (start or end
+	// date) may fall due; zero when none can.
+	NextCheck time.Time
+	Version   int64 // 1 on creation, +1 on every change
+	Created   time.Time
+	Updated   time.Time
+}
+
+// IdentityQuery pages through identities ordered by id.
+type IdentityQuery struct {
+	State string // "" for every state
+	After string // id cursor: only ids greater than this
+	Limit int    // > 0
+}
+
 // ReadTx reads from a consistent snapshot.
 type ReadTx interface {
 	// GetResource returns the live resource, or ErrNotFound.
@@ -164,6 +209,17 @@ type ReadTx interface {
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
 	// Tokens lists all tokens by name.
 	Tokens(ctx context.Context) ([]*Token, error)
+	// GetIdentity returns the identity with that id, or ErrNotFound.
+	GetIdentity(ctx context.Context, id string) (*Identity, error)
+	// ListIdentities returns at most q.Limit identities with id > q.After,
+	// in id order, filtered by state when q.State is set.
+	ListIdentities(ctx context.Context, q IdentityQuery) ([]*Identity, error)
+	// DueIdentities returns at most limit identities whose NextCheck is set
+	// and not after now, earliest first.
+	DueIdentities(ctx context.Context, now time.Time, limit int) ([]*Identity, error)
+	// AuditFor returns the audit records about one resource (type and id),
+	// in sequence order, with Seq >= fromSeq, at most limit (< 0: no cap).
+	AuditFor(ctx context.Context, resourceType, resourceID string, fromSeq int64, limit int) ([]*AuditRecord, error)
 	// AuditHead returns the last audit record, or ErrNotFound on an empty
 	// chain.
 	AuditHead(ctx context.Context) (*AuditRecord, error)
@@ -202,6 +258,10 @@ type Tx interface {
 	// ErrNotFound if there is no unrevoked token with that name (expiry does
 	// not matter).
 	RevokeToken(ctx context.Context, name string, at time.Time) error
+	// PutIdentity inserts id (Version 1, which must not exist yet) or
+	// replaces it (Version n+1 over a stored version n). Any other version
+	// is ErrConflict and writes nothing.
+	PutIdentity(ctx context.Context, id *Identity) error
 	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
 	AppendAudit(ctx context.Context, rec *AuditRecord) error
 }

@@ -144,6 +144,49 @@ func TestRejectsUnstorableValues(t *testing.T) {
 	}
 }
 
+// TestRejectsUnstorableIdentities checks the identity validation the
+// contract leaves to engines; each failed put writes nothing.
+func TestRejectsUnstorableIdentities(t *testing.T) {
+	t.Parallel()
+	s := openMigrated(t)
+	ctx := t.Context()
+	ok := func() *store.Identity {
+		now := time.Now()
+		return &store.Identity{ID: "i", UserName: "u", State: store.StateActive, Version: 1, Created: now, Updated: now}
+	}
+	tests := map[string]func(*store.Identity){
+		"empty id":            func(i *store.Identity) { i.ID = "" },
+		"unknown state":       func(i *store.Identity) { i.State = "Active" },
+		"empty state":         func(i *store.Identity) { i.State = "" },
+		"desired not JSON":    func(i *store.Identity) { i.Desired = []byte(`[1,`) },
+		"zero created":        func(i *store.Identity) { i.Created = time.Time{} },
+		"zero updated":        func(i *store.Identity) { i.Updated = time.Time{} },
+		"year 3000 nextCheck": func(i *store.Identity) { i.NextCheck = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) },
+	}
+	for name, mutate := range tests {
+		i := ok()
+		mutate(i)
+		err := s.Update(ctx, func(tx store.Tx) error { return tx.PutIdentity(ctx, i) })
+		if err == nil || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: err = %v, want a validation error", name, err)
+		}
+	}
+	if err := s.View(ctx, func(tx store.ReadTx) error {
+		if got, err := tx.ListIdentities(ctx, store.IdentityQuery{Limit: 10}); err != nil || len(got) != 0 {
+			t.Errorf("nothing should be stored: ListIdentities = %d identities, %v", len(got), err)
+		}
+		if _, err := tx.ListIdentities(ctx, store.IdentityQuery{Limit: 0}); err == nil {
+			t.Error("ListIdentities with Limit 0: no error")
+		}
+		if _, err := tx.DueIdentities(ctx, time.Time{}, 10); err == nil {
+			t.Error("DueIdentities at the zero time: no error")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // BenchmarkCreate measures one SCIM-create-shaped write transaction (a user
 // plus its audit record) with 16 goroutines competing for the writer.
 func BenchmarkCreate(b *testing.B) {
@@ -234,4 +277,72 @@ func BenchmarkLookupByName(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkIdentityReads measures the lifecycle engine's and the identity
+// API's reads over 100,000 identities (1% due, a fifth awaiting MFA) and
+// 100,000 audit records about 10,000 users.
+func BenchmarkIdentityReads(b *testing.B) {
+	const identities, records, users = 100_000, 100_000, 10_000
+	s := openMigrated(b)
+	ctx := b.Context()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	states := []string{store.StateActive, store.StateAwaitingMFA, store.StateActive, store.StatePreHire, store.StateTerminated}
+	desired := []byte(`[{"connector":"github","entitlement":"team:sre"},{"connector":"slack","entitlement":"member"}]`)
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		for i := range identities {
+			id := &store.Identity{ID: fmt.Sprintf("%08d", i), UserName: fmt.Sprintf("user%08d", i),
+				State: states[i%len(states)], Desired: desired, Version: 1, Created: now, Updated: now}
+			if i%10 == 0 { // 10% have a check pending, a tenth of them due
+				id.NextCheck = now.Add(time.Duration(i%100-10) * time.Hour)
+			}
+			if err := tx.PutIdentity(ctx, id); err != nil {
+				return err
+			}
+		}
+		for seq := int64(1); seq <= records; seq++ {
+			if err := tx.AppendAudit(ctx, &store.AuditRecord{Seq: seq, Time: now, Actor: "bench", Action: "user.patch",
+				ResourceType: store.TypeUser, ResourceID: fmt.Sprintf("%08d", seq%users),
+				AfterDigest: strings.Repeat("ab", 32), Hash: make([]byte, 32)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	run := func(name string, fn func(tx store.ReadTx, i int) (int, error), want int) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				err := s.View(ctx, func(tx store.ReadTx) error {
+					n, err := fn(tx, i)
+					if err == nil && n != want {
+						err = fmt.Errorf("%d results, want %d", n, want)
+					}
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	run("GetIdentity", func(tx store.ReadTx, i int) (int, error) {
+		_, err := tx.GetIdentity(ctx, fmt.Sprintf("%08d", i*7919%identities))
+		return 1, err
+	}, 1)
+	run("DueIdentities100", func(tx store.ReadTx, _ int) (int, error) {
+		got, err := tx.DueIdentities(ctx, now, 100)
+		return len(got), err
+	}, 100)
+	run("ListIdentitiesByState50", func(tx store.ReadTx, i int) (int, error) {
+		got, err := tx.ListIdentities(ctx, store.IdentityQuery{State: store.StateAwaitingMFA,
+			After: fmt.Sprintf("%08d", i*7919%(identities/2)), Limit: 50})
+		return len(got), err
+	}, 50)
+	run("AuditFor", func(tx store.ReadTx, i int) (int, error) {
+		got, err := tx.AuditFor(ctx, store.TypeUser, fmt.Sprintf("%08d", i*7919%users), 0, 50)
+		return len(got), err
+	}, records/users)
 }
