@@ -25,6 +25,10 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	Auth   Auth   `yaml:"auth"`
 	SCIM   SCIM   `yaml:"scim"`
+	// Roles are the access rules, in the order they are evaluated and
+	// listed. Package workflows/roles compiles them; Validate checks only
+	// their shape, not their CEL.
+	Roles []Role `yaml:"roles"`
 
 	// lines maps key paths ("server.listen", "auth.tokens[0].name") to the
 	// line they were read from, so Validate can point at them.
@@ -122,6 +126,51 @@ type Bulk struct {
 	MaxPayloadBytes int64 `yaml:"max_payload_bytes"` // default 1 MiB
 }
 
+// Role grants access to every person its When expression matches.
+type Role struct {
+	// Name identifies the role in APIs, approvals and audit records:
+	// unique, 1 to 63 characters of a-z, 0-9, "_", "." and "-", starting
+	// with a letter or digit.
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"` // optional, for people
+	// When is a CEL expression over `user` that must have type bool
+	// (required). Config does not parse it; roles.Compile does.
+	When string `yaml:"when"`
+	// Grants is what the role gives: at least one, no duplicates.
+	Grants []Grant `yaml:"grants"`
+	// Privileged grants need approval before they are sent.
+	Privileged bool `yaml:"privileged"`
+	// ApprovalsRequired is how many distinct approvers a privileged grant
+	// needs: 1 to 5 when Privileged, 0 otherwise. In a file it defaults to
+	// 1 for a privileged role and 0 otherwise; a Role built in code gets no
+	// default and must set it.
+	ApprovalsRequired int `yaml:"approvals_required"`
+}
+
+// Grant is one entitlement in one connector.
+type Grant struct {
+	Connector   string `yaml:"connector"`   // connector name
+	Entitlement string `yaml:"entitlement"` // connector-specific: group, role, license...
+}
+
+// UnmarshalYAML decodes a role and defaults approvals_required when the key
+// is absent (or null): 1 for a privileged role, 0 otherwise. An explicit
+// value is kept as written, so Validate can reject 0 on a privileged role.
+func (r *Role) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Role // no UnmarshalYAML: avoids recursion
+	if err := unmarshal((*plain)(r)); err != nil {
+		return err
+	}
+	var keys map[string]any
+	if err := unmarshal(&keys); err != nil {
+		return err
+	}
+	if keys["approvals_required"] == nil && r.Privileged {
+		r.ApprovalsRequired = 1
+	}
+	return nil
+}
+
 // Default returns the configuration jmlgate runs with when there is no file.
 func Default() *Config {
 	return &Config{
@@ -206,6 +255,13 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	}
 	return c, nil
 }
+
+// Line returns the line of the file that the key path (as in Problem.Path,
+// e.g. "roles[2].when") was read from, or 0 when it is unknown: the key was
+// not in the file, or c was not parsed from one. Callers that check parts
+// of the configuration Validate cannot (such as role expressions) use it to
+// report problems the way Validate does.
+func (c *Config) Line(path string) int { return c.lines[path] }
 
 // Duration is a time.Duration written as a Go duration string ("30s",
 // "15m", "1h30m"). Bare numbers are rejected: they have no unit.

@@ -19,6 +19,7 @@ func FuzzParse(f *testing.F) {
 		"!!map {server: !!str x}\n",
 		"dsn: ${X:-y} $$ ${\n",
 		"- [a, {b: c}]\n",
+		"roles:\n  - {name: a, when: 'true', privileged: true, grants: [{connector: c, entitlement: e}]}\n  - {name: a, approvals_required: 9}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ func (c *Config) Validate() error {
 	if c.SCIM.Bulk.MaxPayloadBytes < 1 {
 		v.add("scim.bulk.max_payload_bytes", "must be at least 1, got %d", c.SCIM.Bulk.MaxPayloadBytes)
 	}
+	c.validateRoles(&v)
 	if len(v.problems) > 0 {
 		return &Error{Problems: v.problems}
 	}
@@ -59,6 +61,17 @@ type validator struct {
 
 func (v *validator) add(path, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Path: path, Line: v.lines[path], Message: fmt.Sprintf(format, args...)})
+}
+
+// addIn is add for a key that may be missing from the file: the problem
+// points at the line of the enclosing item (such as a list element) when
+// the key itself has no line.
+func (v *validator) addIn(parent, path, format string, args ...any) {
+	line := v.lines[path]
+	if line == 0 {
+		line = v.lines[parent]
+	}
+	v.problems = append(v.problems, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
 }
 
 func (c *Config) validateServer(v *validator) {
@@ -164,6 +177,65 @@ func (c *Config) validateTokens(v *validator) {
 			case slices.Index(t.Scopes, s) < j:
 				v.add(sp, "duplicate scope %q", s)
 			}
+		}
+	}
+}
+
+// roleName is the shape of a role name: short, lower-case, safe in URLs,
+// logs and metric labels.
+var roleName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// MaxApprovals bounds Role.ApprovalsRequired for a privileged role.
+const MaxApprovals = 5
+
+func (c *Config) validateRoles(v *validator) {
+	names := map[string]int{}
+	for i, r := range c.Roles {
+		p := fmt.Sprintf("roles[%d]", i)
+		switch {
+		case r.Name == "":
+			v.addIn(p, p+".name", "required")
+		case !roleName.MatchString(r.Name):
+			v.add(p+".name", `invalid name %q: want 1 to 63 characters of a-z, 0-9, "_", ".", "-", starting with a letter or digit`, r.Name)
+		default:
+			if j, dup := names[r.Name]; dup {
+				v.add(p+".name", "duplicate role name %q (also roles[%d])", r.Name, j)
+			} else {
+				names[r.Name] = i
+			}
+		}
+		if strings.TrimSpace(r.When) == "" {
+			v.addIn(p, p+".when", `required: a CEL expression over user, such as user.department == "Engineering"`)
+		}
+		if len(r.Grants) == 0 {
+			v.addIn(p, p+".grants", "at least one grant {connector, entitlement} is required")
+		}
+		grants := map[Grant]int{}
+		for j, g := range r.Grants {
+			gp := fmt.Sprintf("%s.grants[%d]", p, j)
+			missing := false
+			if strings.TrimSpace(g.Connector) == "" {
+				v.addIn(gp, gp+".connector", "required")
+				missing = true
+			}
+			if strings.TrimSpace(g.Entitlement) == "" {
+				v.addIn(gp, gp+".entitlement", "required")
+				missing = true
+			}
+			if missing {
+				continue
+			}
+			if k, dup := grants[g]; dup {
+				v.add(gp, "duplicate grant of %q in connector %q (also %s.grants[%d])", g.Entitlement, g.Connector, p, k)
+			} else {
+				grants[g] = j
+			}
+		}
+		switch {
+		case r.Privileged && (r.ApprovalsRequired < 1 || r.ApprovalsRequired > MaxApprovals):
+			v.add(p+".approvals_required", "must be from 1 to %d for a privileged role, got %d", MaxApprovals, r.ApprovalsRequired)
+		case !r.Privileged && r.ApprovalsRequired != 0:
+			v.add(p+".approvals_required", "must be 0 (or absent) when the role is not privileged, got %d", r.ApprovalsRequired)
 		}
 	}
 }
