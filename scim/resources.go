@@ -158,6 +158,13 @@ func (s *Server) create(ctx context.Context, rt *schema.ResourceType, body map[s
 		}); err != nil {
 			return err
 		}
+		affected := userIDs(members)
+		if rt.Name == store.TypeUser {
+			affected = []string{res.ID}
+		}
+		if err := s.usersChanged(ctx, tx, affected...); err != nil {
+			return err
+		}
 		if w.members && len(members) > 0 {
 			v.members, err = tx.Members(ctx, res.ID)
 		}
@@ -177,6 +184,37 @@ func membersOrNil(rt *schema.ResourceType, ms []store.Member) []store.Member {
 		return []store.Member{}
 	}
 	return ms
+}
+
+// usersChanged tells the lifecycle hook about each user among ids.
+func (s *Server) usersChanged(ctx context.Context, tx store.Tx, ids ...string) error {
+	if s.cfg.Lifecycle == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if err := s.cfg.Lifecycle.UserChanged(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// userIDs lists the users among members.
+func userIDs(ms ...[]store.Member) []string {
+	var out []string
+	for _, list := range ms {
+		for _, m := range list {
+			if m.Type == store.TypeUser {
+				out = append(out, m.Value)
+			}
+		}
+	}
+	return out
 }
 
 // current is a resource as loaded for modification.
@@ -270,6 +308,21 @@ func (s *Server) modify(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 				Before:    auditState(res.Data, membersOrNil(rt, c.members)),
 				After:     auditState(raw, membersOrNil(rt, members)),
 			}); err != nil {
+				return err
+			}
+			var affected []string
+			switch {
+			case rt.Name == store.TypeUser:
+				affected = []string{id}
+			case name != res.Name:
+				// Roles see group names: a rename concerns every member.
+				affected = userIDs(c.members, members)
+			default:
+				add, _ := diffMembers(c.members, members)
+				gone, _ := diffMembers(members, c.members) // members that left
+				affected = userIDs(add, gone)
+			}
+			if err := s.usersChanged(ctx, tx, affected...); err != nil {
 				return err
 			}
 			res = &upd
@@ -405,7 +458,10 @@ func (s *Server) remove(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 				return err
 			}
 		}
-		return nil
+		if rt.Name == store.TypeUser {
+			return s.usersChanged(ctx, tx, id)
+		}
+		return s.usersChanged(ctx, tx, userIDs(c.members)...)
 	})
 }
 

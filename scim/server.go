@@ -41,6 +41,16 @@ type Config struct {
 	BulkMaxPayload    int64
 	Now               func() time.Time
 	Logger            *slog.Logger
+	// Lifecycle, when set, is told inside each write's transaction about
+	// every user whose lifecycle the write may change: the user written or
+	// deleted, and users who joined or left a group or whose group was
+	// renamed. Its error aborts the write.
+	Lifecycle Lifecycle
+}
+
+// Lifecycle is the hook the lifecycle engine implements.
+type Lifecycle interface {
+	UserChanged(ctx context.Context, tx store.Tx, userID string) error
 }
 
 // Server serves /scim/v2. Safe for concurrent use.

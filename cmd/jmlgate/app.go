@@ -19,9 +19,12 @@ import (
 	"github.com/jmlgate/jmlgate/internal/auth"
 	"github.com/jmlgate/jmlgate/internal/config"
 	"github.com/jmlgate/jmlgate/internal/httpapi"
+	"github.com/jmlgate/jmlgate/internal/identityapi"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/internal/store/sqlite"
 	"github.com/jmlgate/jmlgate/scim"
+	"github.com/jmlgate/jmlgate/workflows"
+	"github.com/jmlgate/jmlgate/workflows/roles"
 )
 
 // App is one running gateway: store, HTTP server and their shutdown. The
@@ -34,9 +37,10 @@ type App struct {
 	Out io.Writer
 	Now func() time.Time
 
-	store store.Store
-	ln    net.Listener
-	srv   *http.Server
+	store  store.Store
+	ln     net.Listener
+	srv    *http.Server
+	engine *workflows.Engine
 }
 
 // openStore opens (without migrating) the configured store.
@@ -69,6 +73,11 @@ func (a *App) Open(ctx context.Context) error {
 	if err := a.bootstrap(ctx); err != nil {
 		return err
 	}
+	roleSet, err := roles.Compile(a.Config.Roles)
+	if err != nil {
+		return fmt.Errorf("roles: %w", err)
+	}
+	a.engine = &workflows.Engine{Roles: roleSet, Now: a.Now, Log: a.Logger}
 	authn, err := auth.New(a.Config.Auth, storeTokens{st}, a.Now)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
@@ -86,7 +95,12 @@ func (a *App) Open(ctx context.Context) error {
 			Store: st, BaseURL: a.Config.Server.BaseURL, MaxResults: a.Config.SCIM.MaxResults,
 			MaxBodyBytes: a.Config.Server.BodyLimit, BulkMaxOperations: a.Config.SCIM.Bulk.MaxOperations,
 			BulkMaxPayload: a.Config.SCIM.Bulk.MaxPayloadBytes, Now: a.Now, Logger: a.Logger,
+			Lifecycle: a.engine,
 		}),
+		Mounts: []httpapi.Mount{
+			{Prefix: "/api/v1/roles", Handler: roles.Handler(roleSet, a.Logger), Scopes: readScopes},
+			{Prefix: "/api/v1/identities", Handler: identityapi.Handler(st, a.Logger), Scopes: readScopes},
+		},
 		Ready:          st.Ready,
 		Logger:         a.Logger,
 		Registry:       reg,
@@ -120,6 +134,12 @@ func (a *App) Run(ctx context.Context) error {
 	a.Logger.Info("jmlgate listening", "addr", a.Addr(), "store", a.Config.Store.Driver, "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- a.srv.Serve(a.ln) }()
+	// Time-driven lifecycle transitions: at once (catching up on whatever
+	// fell due while the gateway was down), then every minute.
+	sched, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	schedDone := make(chan struct{})
+	go func() { defer close(schedDone); a.engine.Run(sched, a.store, time.Minute) }()
+	defer func() { stopSched(); <-schedDone }()
 	select {
 	case err := <-errc:
 		return err
@@ -184,6 +204,10 @@ func (a *App) bootstrap(ctx context.Context) error {
 	}
 	return nil
 }
+
+// readScopes may read roles and identities: IT approvers, auditors and
+// administrators.
+var readScopes = []auth.Scope{auth.ScopeApprove, auth.ScopeAudit, auth.ScopeAdmin}
 
 func allScopes() []auth.Scope {
 	return []auth.Scope{auth.ScopeSCIM, auth.ScopeApprove, auth.ScopeAudit, auth.ScopeAdmin}

@@ -219,7 +219,8 @@ func TestEndToEnd(t *testing.T) {
 	// The audit chain recorded every write and verifies offline.
 	g.stop()
 	out, err := cli(t, "audit", "verify", "--db", g.dbPath)
-	if err != nil || !strings.Contains(out, "audit chain OK: 4 records") { // token, create, patch, delete
+	// token, create + lifecycle.joiner, patch + lifecycle.leaver, delete + lifecycle.delete
+	if err != nil || !strings.Contains(out, "audit chain OK: 7 records") {
 		t.Fatalf("audit verify: %v %s", err, out)
 	}
 }

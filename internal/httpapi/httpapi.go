@@ -41,6 +41,17 @@ type Config struct {
 	RateBurst      int
 	RequestTimeout time.Duration
 	BodyLimit      int64
+	// Mounts are the /api/v1 handlers (plain net/http), each behind auth and
+	// the scopes that may call it.
+	Mounts []Mount
+}
+
+// Mount serves Prefix and everything below it with Handler for callers
+// holding any of Scopes.
+type Mount struct {
+	Prefix  string // e.g. "/api/v1/identities"
+	Handler http.Handler
+	Scopes  []auth.Scope
 }
 
 // New returns the gateway's http.Handler.
@@ -81,7 +92,33 @@ func New(cfg Config) http.Handler {
 	scimGroup := e.Group(scim.Prefix, scimBodyLimit(cfg.BodyLimit), authn, requireScope(auth.ScopeSCIM), limit)
 	scimGroup.Any("", echo.WrapHandler(cfg.SCIM))
 	scimGroup.Any("/*", echo.WrapHandler(cfg.SCIM))
+	for _, m := range cfg.Mounts {
+		g := e.Group(m.Prefix, apiBodyLimit(cfg.BodyLimit), authn, requireScope(m.Scopes...), limit)
+		g.Any("", echo.WrapHandler(m.Handler))
+		g.Any("/*", echo.WrapHandler(m.Handler))
+	}
 	return e
+}
+
+func bodyTooLarge(n, limit int64) *HTTPError {
+	return apiError(http.StatusRequestEntityTooLarge, "body_too_large",
+		"request body of "+strconv.FormatInt(n, 10)+" bytes exceeds the limit of "+strconv.FormatInt(limit, 10)+" bytes")
+}
+
+// apiBodyLimit caps JSON API bodies; larger ones get 413 before a handler
+// reads them.
+func apiBodyLimit(limit int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if limit > 0 && c.Request().ContentLength > limit {
+				return bodyTooLarge(c.Request().ContentLength, limit)
+			}
+			if limit > 0 {
+				c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, limit)
+			}
+			return next(c)
+		}
+	}
 }
 
 // HTTPError is the JSON error body outside SCIM.
@@ -172,8 +209,7 @@ func scimBodyLimit(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if limit > 0 && c.Request().ContentLength > limit && !strings.HasSuffix(c.Request().URL.Path, "/Bulk") {
-				return apiError(http.StatusRequestEntityTooLarge, "body_too_large",
-					"request body of "+strconv.FormatInt(c.Request().ContentLength, 10)+" bytes exceeds the limit of "+strconv.FormatInt(limit, 10)+" bytes")
+				return bodyTooLarge(c.Request().ContentLength, limit)
 			}
 			return next(c)
 		}
@@ -231,15 +267,22 @@ func principal(c echo.Context) *auth.Principal {
 	return p
 }
 
-// requireScope refuses callers without scope s.
-func requireScope(s auth.Scope) echo.MiddlewareFunc {
+// requireScope refuses callers holding none of scopes.
+func requireScope(scopes ...auth.Scope) echo.MiddlewareFunc {
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = string(sc)
+	}
+	need := "the " + strings.Join(names, " or ") + " scope"
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			p := principal(c)
-			if p == nil || !p.Has(s) {
-				return apiError(http.StatusForbidden, "forbidden", "this credential lacks the "+string(s)+" scope")
+			for _, sc := range scopes {
+				if p != nil && p.Has(sc) {
+					return next(c)
+				}
 			}
-			return next(c)
+			return apiError(http.StatusForbidden, "forbidden", "this credential lacks "+need)
 		}
 	}
 }

@@ -1,0 +1,334 @@
+// Package workflows is jmlgate's joiner-mover-leaver engine: it turns what
+// HR pushes over SCIM into each identity's lifecycle state and desired
+// access (DESIGN.md "Lifecycle").
+//
+// The engine runs inside the transaction of the write that caused it
+// (Engine.UserChanged is the SCIM server's lifecycle hook), so a SCIM write,
+// the identity change it implies and their audit records commit together or
+// not at all. Time-driven transitions (start and end dates) run from Tick,
+// which a scheduler calls at least once a minute and once at start-up, so
+// whatever fell due while the gateway was down is caught up.
+//
+// The MFA gate: nothing here ever makes an identity active. Only proven MFA
+// enrollment (or an approved exception) will, and until then desired access
+// is computed and recorded but nothing is granted.
+package workflows
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/jmlgate/jmlgate/internal/audit"
+	"github.com/jmlgate/jmlgate/internal/reqctx"
+	"github.com/jmlgate/jmlgate/internal/store"
+	"github.com/jmlgate/jmlgate/scim/schema"
+	"github.com/jmlgate/jmlgate/workflows/roles"
+)
+
+// Engine applies lifecycle rules. It is safe for concurrent use.
+type Engine struct {
+	// Roles computes desired access; nil means no roles are configured.
+	Roles *roles.Set
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// inputs are the lifecycle-relevant facts of a user.
+type inputs struct {
+	exists     bool
+	userName   string
+	active     bool
+	start, end time.Time
+}
+
+// userInputs reads them from a normalized SCIM user document.
+func userInputs(doc map[string]any) inputs {
+	in := inputs{exists: true}
+	in.userName, _ = doc["userName"].(string)
+	in.active, _ = doc["active"].(bool) // absent: not active
+	if ext, ok := doc[schema.LifecycleURN].(map[string]any); ok {
+		in.start = parseDate(ext["startDate"])
+		in.end = parseDate(ext["endDate"])
+	}
+	return in
+}
+
+// parseDate reads an xsd:dateTime; one without a zone is UTC (as the
+// filter and sort code read it).
+func parseDate(v any) time.Time {
+	s, _ := v.(string)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC()
+	}
+	t, _ := time.Parse("2006-01-02T15:04:05.999999999", s)
+	return t
+}
+
+// transition computes the next state and the event that names the move
+// ("" when the state does not change). prev is "" for a new identity.
+//
+//   - joiner: a new user is pre_hire when not active or not started yet,
+//     else awaiting_mfa (terminated if its end date already passed);
+//   - start: pre_hire becomes awaiting_mfa once active and started;
+//   - leaver: active: false or a reached end date terminates anyone not yet
+//     terminated (a pre_hire who is not active just stays pre_hire);
+//   - rehire: active: true on a terminated identity whose end date is not
+//     reached goes back to awaiting_mfa (pre_hire with a future start);
+//   - delete: the user's deletion makes the identity deleted, keeping it.
+func transition(prev string, in inputs, now time.Time) (state, event string) {
+	ended := !in.end.IsZero() && !in.end.After(now)
+	notStarted := !in.start.IsZero() && in.start.After(now)
+	switch {
+	case !in.exists:
+		if prev == store.StateDeleted {
+			return prev, ""
+		}
+		return store.StateDeleted, "delete"
+	case prev == "":
+		switch {
+		case !in.active || notStarted:
+			return store.StatePreHire, "joiner"
+		case ended:
+			return store.StateTerminated, "joiner"
+		}
+		return store.StateAwaitingMFA, "joiner"
+	case prev == store.StatePreHire:
+		switch {
+		case ended:
+			return store.StateTerminated, "leaver"
+		case !in.active || notStarted:
+			return prev, ""
+		}
+		return store.StateAwaitingMFA, "start"
+	case prev == store.StateAwaitingMFA || prev == store.StateActive:
+		if !in.active || ended {
+			return store.StateTerminated, "leaver"
+		}
+		return prev, ""
+	case prev == store.StateTerminated:
+		if !in.active || ended {
+			return prev, ""
+		}
+		if notStarted {
+			return store.StatePreHire, "rehire"
+		}
+		return store.StateAwaitingMFA, "rehire"
+	}
+	return prev, "" // deleted stays deleted
+}
+
+// nextCheck is when a date could next change the state of an identity in
+// state with inputs in; zero when none can.
+func nextCheck(state string, in inputs, now time.Time) time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	switch state {
+	case store.StatePreHire:
+		if in.active {
+			consider(in.start)
+		}
+		consider(in.end)
+	case store.StateAwaitingMFA, store.StateActive:
+		consider(in.end)
+	}
+	return next
+}
+
+// DesiredAccess is one grant an identity's roles give it.
+type DesiredAccess = roles.DesiredGrant
+
+// desired computes the access the identity should have in state: the
+// union of its roles' grants while it is a joiner or employee, nothing
+// once it left.
+func (e *Engine) desired(state string, doc map[string]any, groups []string) ([]DesiredAccess, error) {
+	if e.Roles == nil || doc == nil || state == store.StateTerminated || state == store.StateDeleted {
+		return []DesiredAccess{}, nil
+	}
+	ms, err := e.Roles.Evaluate(roles.UserFromSCIM(doc, groups))
+	if err != nil {
+		return nil, err
+	}
+	d := roles.Desired(ms)
+	if d == nil {
+		d = []DesiredAccess{}
+	}
+	return d, nil
+}
+
+// UserChanged brings the identity of user id in line with the user as tx
+// now sees it (or its absence), inside tx: state, desired access, next
+// time-driven check, and an audit record "lifecycle.<event>" when the state
+// or the desired access changed. Errors abort the caller's transaction.
+func (e *Engine) UserChanged(ctx context.Context, tx store.Tx, id string) error {
+	return e.apply(ctx, tx, id, e.Now().UTC())
+}
+
+func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Time) error {
+	prev, err := tx.GetIdentity(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		prev = nil
+	} else if err != nil {
+		return err
+	}
+	var doc map[string]any
+	res, err := tx.GetResource(ctx, store.TypeUser, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if prev == nil {
+			return nil // never an identity
+		}
+	case err != nil:
+		return err
+	default:
+		d := json.NewDecoder(bytes.NewReader(res.Data))
+		d.UseNumber()
+		if err := d.Decode(&doc); err != nil {
+			return fmt.Errorf("lifecycle: user %q: %w", id, err)
+		}
+	}
+	in := inputs{}
+	var groups []string
+	if doc != nil {
+		in = userInputs(doc)
+		gs, err := tx.GroupsOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			groups = append(groups, g.Display)
+		}
+		sort.Strings(groups)
+	}
+	prevState := ""
+	if prev != nil {
+		prevState = prev.State
+	}
+	state, event := transition(prevState, in, now)
+	d, err := e.desired(state, doc, groups)
+	if err != nil {
+		return fmt.Errorf("lifecycle: roles for %q: %w", id, err)
+	}
+	desiredJSON, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+
+	next := &store.Identity{ID: id, State: state, Desired: desiredJSON, Version: 1, Created: now, Updated: now}
+	if prev != nil {
+		c := *prev
+		next = &c
+		next.State, next.Desired, next.Version, next.Updated = state, desiredJSON, prev.Version+1, now
+	}
+	if doc != nil {
+		next.UserName, next.StartDate, next.EndDate = in.userName, in.start, in.end
+	}
+	next.NextCheck = nextCheck(state, in, now)
+	switch event {
+	case "leaver", "delete":
+		if prevState != store.StateTerminated {
+			next.LeaverAt = now
+		}
+		// Leavers lose their MFA enrollment; a rehire must enrol afresh.
+		next.MFAMethod, next.MFAEnrolledAt = "", time.Time{}
+	case "rehire":
+		next.LeaverAt = time.Time{}
+		next.MFAMethod, next.MFAEnrolledAt = "", time.Time{}
+	}
+	if event == "" && prev != nil {
+		if string(prev.Desired) != string(desiredJSON) {
+			event = "mover"
+		} else if sameIdentity(prev, next) {
+			return nil // nothing lifecycle-relevant changed
+		}
+	}
+	if err := tx.PutIdentity(ctx, next); err != nil {
+		return fmt.Errorf("lifecycle: save identity %q: %w", id, err)
+	}
+	if event == "" {
+		return nil // dates or name moved; no lifecycle event
+	}
+	_, err = audit.Append(ctx, tx, now, audit.Entry{
+		Actor: reqctx.Actor(ctx), Action: "lifecycle." + event, ResourceType: store.TypeIdentity, ResourceID: id,
+		RequestID: reqctx.RequestID(ctx), Before: summary(prev), After: summary(next),
+	})
+	return err
+}
+
+// sameIdentity reports whether b differs from a only in bookkeeping.
+func sameIdentity(a, b *store.Identity) bool {
+	return a.State == b.State && a.UserName == b.UserName && a.StartDate.Equal(b.StartDate) &&
+		a.EndDate.Equal(b.EndDate) && a.NextCheck.Equal(b.NextCheck) && string(a.Desired) == string(b.Desired)
+}
+
+// summary is what an identity's audit digest covers.
+func summary(id *store.Identity) any {
+	if id == nil {
+		return nil
+	}
+	return map[string]any{
+		"state": id.State, "userName": id.UserName, "desired": json.RawMessage(id.Desired),
+		"mfa": id.MFAMethod != "", "startDate": id.StartDate, "endDate": id.EndDate,
+	}
+}
+
+// Tick applies every time-driven transition due at the engine's now, in
+// batches of one transaction each, and returns how many identities it
+// re-evaluated. The scheduler calls it; tests call it with an injected
+// clock.
+func (e *Engine) Tick(ctx context.Context, st store.Store) (int, error) {
+	const batch = 100
+	now := e.Now().UTC()
+	total := 0
+	for {
+		n := 0
+		err := st.Update(reqctx.WithActor(ctx, "scheduler"), func(tx store.Tx) error {
+			due, err := tx.DueIdentities(ctx, now, batch)
+			if err != nil {
+				return err
+			}
+			n = len(due)
+			for _, id := range due {
+				if err := e.apply(reqctx.WithActor(ctx, "scheduler"), tx, id.ID, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+}
+
+// Run calls Tick at once (catching up on everything that fell due while the
+// gateway was down) and then every interval until ctx ends.
+func (e *Engine) Run(ctx context.Context, st store.Store, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := e.Tick(ctx, st); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.Log.ErrorContext(ctx, "lifecycle: scheduled transitions failed", "error", err)
+		} else if n > 0 {
+			e.Log.InfoContext(ctx, "lifecycle: scheduled transitions applied", "identities", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
