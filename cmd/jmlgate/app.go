@@ -62,6 +62,12 @@ func (a *App) Open(ctx context.Context) error {
 	if a.Out == nil {
 		a.Out = os.Stdout
 	}
+	// Roles first: a bad rule stops start-up before anything is written.
+	roleSet, err := roles.Compile(a.Config.Roles)
+	if err != nil {
+		return fmt.Errorf("roles: %w", err)
+	}
+	a.engine = &workflows.Engine{Roles: roleSet, Now: a.Now, Log: a.Logger}
 	st, err := openStore(ctx, a.Config, a.Logger)
 	if err != nil {
 		return err
@@ -73,11 +79,6 @@ func (a *App) Open(ctx context.Context) error {
 	if err := a.bootstrap(ctx); err != nil {
 		return err
 	}
-	roleSet, err := roles.Compile(a.Config.Roles)
-	if err != nil {
-		return fmt.Errorf("roles: %w", err)
-	}
-	a.engine = &workflows.Engine{Roles: roleSet, Now: a.Now, Log: a.Logger}
 	authn, err := auth.New(a.Config.Auth, storeTokens{st}, a.Now)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
