@@ -179,6 +179,19 @@ type Identity struct {
 	Updated   time.Time
 }
 
+// TOTPEnrollment is an identity's built-in TOTP authenticator (RFC 6238).
+// The store never sees the secret in clear: Secret is what the vault sealed.
+type TOTPEnrollment struct {
+	IdentityID  string
+	Secret      string    // sealed by internal/secrets (JWE compact)
+	Created     time.Time // when enrollment began
+	Verified    time.Time // first accepted code; zero until then
+	LastStep    int64     // last accepted RFC 6238 time step (no replay)
+	Failures    int       // consecutive rejected codes
+	LockedUntil time.Time // zero when verification is not locked
+	Version     int64     // 1 on creation, +1 on every change
+}
+
 // IdentityQuery pages through identities ordered by id.
 type IdentityQuery struct {
 	State string // "" for every state
@@ -217,6 +230,8 @@ type ReadTx interface {
 	// DueIdentities returns at most limit identities whose NextCheck is set
 	// and not after now, earliest first.
 	DueIdentities(ctx context.Context, now time.Time, limit int) ([]*Identity, error)
+	// GetTOTP returns the identity's TOTP enrollment, or ErrNotFound.
+	GetTOTP(ctx context.Context, identityID string) (*TOTPEnrollment, error)
 	// AuditFor returns the audit records about one resource (type and id),
 	// in sequence order, with Seq >= fromSeq, at most limit (< 0: no cap).
 	AuditFor(ctx context.Context, resourceType, resourceID string, fromSeq int64, limit int) ([]*AuditRecord, error)
@@ -262,6 +277,13 @@ type Tx interface {
 	// replaces it (Version n+1 over a stored version n). Any other version
 	// is ErrConflict and writes nothing.
 	PutIdentity(ctx context.Context, id *Identity) error
+	// PutTOTP inserts e (Version 1, which must not exist yet) or replaces
+	// it (Version n+1 over stored n); anything else is ErrConflict and
+	// writes nothing. An enrollment needs an existing identity (ErrNotFound
+	// otherwise).
+	PutTOTP(ctx context.Context, e *TOTPEnrollment) error
+	// DeleteTOTP removes the identity's enrollment; none is not an error.
+	DeleteTOTP(ctx context.Context, identityID string) error
 	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
 	AppendAudit(ctx context.Context, rec *AuditRecord) error
 }
