@@ -233,6 +233,11 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		next.UserName, next.StartDate, next.EndDate = in.userName, in.start, in.end
 	}
 	next.NextCheck = nextCheck(state, in, now)
+	// MFA proven while pre_hire (or before a start) carries over: such an
+	// identity is active as soon as it would await MFA.
+	if next.State == store.StateAwaitingMFA && next.MFAMethod != "" && event != "rehire" {
+		next.State = store.StateActive
+	}
 	switch event {
 	case "leaver", "delete":
 		if prevState != store.StateTerminated {
@@ -253,6 +258,13 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 	}
 	if err := tx.PutIdentity(ctx, next); err != nil {
 		return fmt.Errorf("lifecycle: save identity %q: %w", id, err)
+	}
+	switch event {
+	case "leaver", "delete", "rehire":
+		// The enrollment goes with the MFA status: a rehire enrols afresh.
+		if err := tx.DeleteTOTP(ctx, id); err != nil {
+			return err
+		}
 	}
 	if event == "" {
 		return nil // dates or name moved; no lifecycle event

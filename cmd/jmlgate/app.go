@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/jmlgate/jmlgate/internal/config"
 	"github.com/jmlgate/jmlgate/internal/httpapi"
 	"github.com/jmlgate/jmlgate/internal/identityapi"
+	"github.com/jmlgate/jmlgate/internal/secrets"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/internal/store/sqlite"
 	"github.com/jmlgate/jmlgate/scim"
@@ -79,6 +81,15 @@ func (a *App) Open(ctx context.Context) error {
 	if err := a.bootstrap(ctx); err != nil {
 		return err
 	}
+	keyFile := a.Config.Secrets.KeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(filepath.Dir(a.Config.Store.Path), "jmlgate.key")
+	}
+	vault, err := secrets.Open(keyFile)
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	mfa := &workflows.MFA{Engine: a.engine, Store: st, Vault: vault}
 	authn, err := auth.New(a.Config.Auth, storeTokens{st}, a.Now)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
@@ -101,6 +112,7 @@ func (a *App) Open(ctx context.Context) error {
 		Mounts: []httpapi.Mount{
 			{Prefix: "/api/v1/roles", Handler: roles.Handler(roleSet, a.Logger), Scopes: readScopes},
 			{Prefix: "/api/v1/identities", Handler: identityapi.Handler(st, a.Logger), Scopes: readScopes},
+			{Prefix: "/api/v1/identities/:id/mfa", Handler: identityapi.MFAHandler(mfa, a.Logger), Scopes: enrollScopes},
 		},
 		Ready:          st.Ready,
 		Logger:         a.Logger,
@@ -209,6 +221,10 @@ func (a *App) bootstrap(ctx context.Context) error {
 // readScopes may read roles and identities: IT approvers, auditors and
 // administrators.
 var readScopes = []auth.Scope{auth.ScopeApprove, auth.ScopeAudit, auth.ScopeAdmin}
+
+// enrollScopes may run MFA enrollment for a person (IT helpdesk, a
+// self-service portal's credential).
+var enrollScopes = []auth.Scope{auth.ScopeApprove, auth.ScopeAdmin}
 
 func allScopes() []auth.Scope {
 	return []auth.Scope{auth.ScopeSCIM, auth.ScopeApprove, auth.ScopeAudit, auth.ScopeAdmin}

@@ -25,6 +25,8 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	Auth   Auth   `yaml:"auth"`
 	SCIM   SCIM   `yaml:"scim"`
+	// Secrets configures the vault that seals secrets at rest.
+	Secrets Secrets `yaml:"secrets"`
 	// Roles are the access rules, in the order they are evaluated and
 	// listed. Package workflows/roles compiles them; Validate checks only
 	// their shape, not their CEL.
@@ -110,6 +112,14 @@ type JWT struct {
 	Leeway Duration `yaml:"leeway"`
 	// JWKSRefresh is how often the key set is reloaded. Default 15m.
 	JWKSRefresh Duration `yaml:"jwks_refresh"`
+}
+
+// Secrets configures the vault.
+type Secrets struct {
+	// KeyFile holds the vault's key ring (created 0600 on first start).
+	// Empty: "jmlgate.key" beside the SQLite database. Keep it out of
+	// backups of the database: the two together open every sealed secret.
+	KeyFile string `yaml:"key_file"`
 }
 
 // SCIM configures the SCIM endpoints.

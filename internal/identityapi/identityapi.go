@@ -169,18 +169,28 @@ func errorf(status int, code, format string, args ...any) *apiError {
 // serve adapts fn: method check, JSON body, and the one mapping from errors
 // to status codes.
 func (h *handler) serve(fn func(r *http.Request) (any, error)) http.HandlerFunc {
+	return h.serveMethod(http.MethodGet, http.StatusOK, fn)
+}
+
+// serveMethod is serve for one method (GET also answers HEAD), answering
+// status on success.
+func (h *handler) serveMethod(method string, okStatus int, fn func(r *http.Request) (any, error)) http.HandlerFunc {
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		var (
 			body any
 			err  error
 		)
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			err = errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s is not allowed; use GET", r.Method)
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", allow)
+			err = errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s is not allowed; use %s", r.Method, method)
 		} else {
 			body, err = fn(r)
 		}
-		status := http.StatusOK
+		status := okStatus
 		if err != nil {
 			ae, ok := errors.AsType[*apiError](err)
 			if !ok {

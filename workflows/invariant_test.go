@@ -1,0 +1,157 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/jmlgate/jmlgate/internal/audit"
+	"github.com/jmlgate/jmlgate/internal/reqctx"
+	"github.com/jmlgate/jmlgate/internal/store"
+)
+
+// TestInvariantNoAccessWithoutMFA drives random interleavings of SCIM
+// writes, group moves, date changes, enrollments and clock jumps, and checks
+// DESIGN.md invariant 1 after every step: no identity is active (the only
+// state in which grants will flow) without proven MFA, leavers keep no
+// desired access and no enrollment, and the audit chain stays intact.
+func TestInvariantNoAccessWithoutMFA(t *testing.T) {
+	t.Parallel()
+	steps := 1500
+	if testing.Short() {
+		steps = 300
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (rerun with the same seed by editing the test)", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	e := newEnv(t, testRoles)
+	m := e.mfa()
+	ctx := reqctx.WithActor(context.Background(), "helpdesk")
+
+	var users []string // SCIM ids ever created
+	uris := map[string]string{}
+	var group string
+	for i := 0; i < 3; i++ {
+		_, b := e.do("POST", "/Users", user(fmt.Sprintf("seed%d@example.com", i), true, nil))
+		users = append(users, b["id"].(string))
+	}
+	_, g := e.do("POST", "/Groups", map[string]any{"schemas": []string{groupURN}, "displayName": "sre"})
+	group = g["id"].(string)
+	pick := func() string { return users[rng.IntN(len(users))] }
+	date := func() string {
+		return e.clock.now().Add(time.Duration(rng.IntN(96)-48) * time.Hour).Format(time.RFC3339)
+	}
+
+	for step := 0; step < steps; step++ {
+		var op string
+		switch rng.IntN(11) {
+		case 0:
+			op = "create"
+			ext := map[string]any{}
+			if rng.IntN(2) == 0 {
+				ext["startDate"] = date()
+			}
+			if rng.IntN(3) == 0 {
+				ext["endDate"] = date()
+			}
+			_, b := e.do("POST", "/Users", user(fmt.Sprintf("u%d@example.com", step), rng.IntN(4) != 0, ext))
+			if id, ok := b["id"].(string); ok {
+				users = append(users, id)
+			}
+		case 1:
+			op = "deactivate"
+			e.do("PATCH", "/Users/"+pick(), patchActive([]any{false, "False"}[rng.IntN(2)]))
+		case 2:
+			op = "activate"
+			e.do("PATCH", "/Users/"+pick(), patchActive([]any{true, "True"}[rng.IntN(2)]))
+		case 3:
+			op = "dates"
+			e.do("PATCH", "/Users/"+pick(), map[string]any{"schemas": []string{patchURN}, "Operations": []any{
+				map[string]any{"op": "add", "path": lifeURN + ":" + []string{"startDate", "endDate"}[rng.IntN(2)], "value": date()}}})
+		case 4:
+			op = "delete"
+			if rng.IntN(4) == 0 {
+				e.do("DELETE", "/Users/"+pick(), nil)
+			}
+		case 5:
+			op = "group"
+			verb := []string{"add", "remove"}[rng.IntN(2)]
+			v := any([]any{map[string]any{"value": pick()}})
+			path := "members"
+			if verb == "remove" {
+				path, v = `members[value eq "`+pick()+`"]`, nil
+			}
+			e.do("PATCH", "/Groups/"+group, map[string]any{"schemas": []string{patchURN}, "Operations": []any{
+				map[string]any{"op": verb, "path": path, "value": v}}})
+		case 6, 7:
+			op = "enrol"
+			id := pick()
+			if uri, err := m.BeginTOTP(ctx, id); err == nil {
+				uris[id] = uri
+			}
+		case 8, 9:
+			op = "verify"
+			id := pick()
+			if uri, ok := uris[id]; ok {
+				c := code(t, uri, e.clock.now())
+				if rng.IntN(3) == 0 {
+					c = "000000"
+				}
+				_ = m.VerifyTOTP(ctx, id, c)
+			}
+		case 10:
+			op = "time"
+			e.clock.advance(time.Duration(rng.IntN(36)) * time.Hour)
+			if _, err := e.engine.Tick(context.Background(), e.st); err != nil {
+				t.Fatalf("step %d: tick: %v", step, err)
+			}
+		}
+		checkInvariants(t, e, step, op)
+	}
+	if n, err := audit.VerifyStore(context.Background(), e.st); err != nil {
+		t.Fatalf("audit chain after %d steps (%d records): %v", steps, n, err)
+	}
+}
+
+func checkInvariants(t *testing.T, e *env, step int, op string) {
+	t.Helper()
+	ctx := context.Background()
+	err := e.st.View(ctx, func(tx store.ReadTx) error {
+		after := ""
+		for {
+			ids, err := tx.ListIdentities(ctx, store.IdentityQuery{After: after, Limit: 200})
+			if err != nil {
+				return err
+			}
+			for _, idn := range ids {
+				en, err := tx.GetTOTP(ctx, idn.ID)
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				switch idn.State {
+				case store.StateActive:
+					if idn.MFAMethod == "" || en == nil || en.Verified.IsZero() {
+						return fmt.Errorf("%s is active without verified MFA (%+v, enrollment %+v)", idn.ID, idn, en)
+					}
+				case store.StateTerminated, store.StateDeleted:
+					if string(idn.Desired) != "[]" {
+						return fmt.Errorf("leaver %s keeps desired access %s", idn.ID, idn.Desired)
+					}
+					if en != nil || idn.MFAMethod != "" {
+						return fmt.Errorf("leaver %s keeps an MFA enrollment", idn.ID)
+					}
+				}
+			}
+			if len(ids) < 200 {
+				return nil
+			}
+			after = ids[len(ids)-1].ID
+		}
+	})
+	if err != nil {
+		t.Fatalf("step %d (%s): %v", step, op, err)
+	}
+}
