@@ -75,6 +75,9 @@ const (
 	fingerprintLen = 16
 )
 
+// partNames names the five parts of a JWE compact serialization.
+var partNames = [5]string{"header", "encrypted key", "IV", "ciphertext", "tag"}
+
 // key is one entry of the key ring. Its fields never change once built, so
 // a key may be used after the ring lock is released.
 type key struct {
@@ -220,10 +223,10 @@ func (v *Vault) Seal(plaintext []byte, context string) (string, error) {
 }
 
 // Unseal decrypts a value sealed by Seal with any key of the ring, for the
-// same context. Errors: ErrMalformed (not five parts, a non-empty encrypted
-// key part, another alg or enc, no kid or ctx header), ErrWrongContext (the
-// header names another context), ErrUnknownKey (the kid is not in the ring),
-// ErrTampered (authentication failed). Messages name the kid and contexts,
+// same context. Errors: ErrMalformed (not five base64url parts, a
+// non-empty encrypted key part, another alg or enc, no kid or ctx header),
+// ErrWrongContext (the header names another context), ErrUnknownKey (the
+// kid is not in the ring), ErrTampered (authentication failed). Messages name the kid and contexts,
 // which are not secret, and never the plaintext or a key.
 func (v *Vault) Unseal(sealed string, context string) ([]byte, error) {
 	if err := checkContext(context); err != nil {
@@ -237,6 +240,13 @@ func (v *Vault) Unseal(sealed string, context string) ([]byte, error) {
 	}
 	if parts[1] != "" {
 		return nil, fmt.Errorf("%w: encrypted key part must be empty with alg \"dir\"", ErrMalformed)
+	}
+	// Strict decoding also refuses non-canonical encodings, so one sealed
+	// value has exactly one spelling.
+	for i, name := range partNames {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(parts[i]); err != nil {
+			return nil, fmt.Errorf("%w: %s part is not base64url: %v", ErrMalformed, name, err)
+		}
 	}
 	obj, err := jose.ParseEncryptedCompact(sealed, []jose.KeyAlgorithm{jose.DIRECT}, []jose.ContentEncryption{jose.A256GCM})
 	if err != nil {
@@ -263,7 +273,7 @@ func (v *Vault) Unseal(sealed string, context string) ([]byte, error) {
 	// nothing a caller can act on either: report the key id only.
 	plaintext, err := obj.Decrypt(k.secret)
 	if err != nil {
-		return nil, fmt.Errorf("%w: with key %q", ErrTampered, kid)
+		return nil, fmt.Errorf("%w under key %q: altered, or the key file changed", ErrTampered, kid)
 	}
 	return plaintext, nil
 }

@@ -110,6 +110,34 @@ func flip(t *testing.T, sealed string, p, i int) string {
 	return strings.Join(parts, ".")
 }
 
+// truncated re-encodes the first n bytes of the base64url part p.
+func truncated(t *testing.T, p string, n int) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:n])
+}
+
+// nonCanonical returns another spelling of the base64url part p that a
+// lenient decoder reads as the same bytes: nonzero unused trailing bits.
+func nonCanonical(t *testing.T, p string) string {
+	t.Helper()
+	if len(p)%4 == 0 {
+		t.Fatalf("part %q has no unused trailing bits", p)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, p[len(p)-1])
+	q := p[:len(p)-1] + string(alphabet[last^1])
+	a, errA := base64.RawURLEncoding.DecodeString(p)
+	b, errB := base64.RawURLEncoding.DecodeString(q)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("%q and %q do not decode alike: %v, %v", p, q, errA, errB)
+	}
+	return q
+}
+
 func TestSealUnsealRoundTrip(t *testing.T) {
 	t.Parallel()
 	v, path := newVault(t)
@@ -200,12 +228,14 @@ func TestUnsealRejects(t *testing.T) {
 		{"iv flipped", flip(t, sealed, 2, 0), ctx, ErrTampered, "failed authentication"},
 		{"ciphertext flipped", flip(t, sealed, 3, 5), ctx, ErrTampered, "failed authentication"},
 		{"tag flipped", flip(t, sealed, 4, 15), ctx, ErrTampered, "failed authentication"},
-		{"tag truncated", strings.Join(append(parts[:4:4], parts[4][:10]), "."), ctx, ErrTampered, "failed authentication"},
+		{"tag truncated", strings.Join(append(parts[:4:4], truncated(t, parts[4], 8)), "."), ctx, ErrTampered, "failed authentication"},
 		{"encrypted key added", strings.Join([]string{parts[0], "AAAA", parts[2], parts[3], parts[4]}, "."), ctx, ErrMalformed, "encrypted key part must be empty"},
 		{"four parts", strings.Join(parts[:4], "."), ctx, ErrMalformed, "got 4"},
 		{"six parts", sealed + ".x", ctx, ErrMalformed, "got 6"},
 		{"empty", "", ctx, ErrMalformed, "got 1"},
-		{"header not base64", "!!." + strings.Join(parts[1:], "."), ctx, ErrMalformed, "malformed"},
+		{"header not base64", "!!." + strings.Join(parts[1:], "."), ctx, ErrMalformed, "header part is not base64url"},
+		{"tag padded", sealed + "==", ctx, ErrMalformed, "tag part is not base64url"},
+		{"ciphertext non-canonical", strings.Join([]string{parts[0], "", parts[2], nonCanonical(t, parts[3]), parts[4]}, "."), ctx, ErrMalformed, "ciphertext part is not base64url"},
 		{"JSON serialization", `{"protected":"` + parts[0] + `"}`, ctx, ErrMalformed, "got 1"},
 	}
 	keys := fileKeys(t, path)
@@ -351,6 +381,9 @@ func TestRotate(t *testing.T) {
 	}
 	if got := reopened.CurrentKeyID(); got != newKID {
 		t.Errorf("reopened CurrentKeyID = %q, want %q: the last entry is current", got, newKID)
+	}
+	if got := reopened.Fingerprint([]byte(secretText)); got != fp {
+		t.Errorf("Fingerprint after Rotate and reopen = %q, want %q as before Rotate", got, fp)
 	}
 	if got := len(fileKeys(t, path)); got != 2 {
 		t.Errorf("key file holds %d keys, want 2", got)

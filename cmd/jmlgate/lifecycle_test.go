@@ -1,0 +1,81 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/jmlgate/jmlgate/internal/config"
+)
+
+// A joiner is computed access on creation, waits for MFA, and becomes
+// active with a TOTP code, all through the public HTTP surface and scopes.
+func TestLifecycleOverHTTP(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, func(c *config.Config) {
+		c.Roles = []config.Role{{Name: "engineering", When: `user.department == "Engineering"`,
+			Grants: []config.Grant{{Connector: "github", Entitlement: "team-eng"}}}}
+	})
+	out, err := cli(t, "token", "create", "--db", g.dbPath, "--name", "workday", "--scopes", "scim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scimTok := tokenRE.FindString(out)
+
+	r := g.do("POST", "/scim/v2/Users", scimTok, newUser("ada@example.com"))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	id := r.body["id"].(string)
+
+	// The HR token may not read identities or enrol MFA.
+	if r := g.do("GET", "/api/v1/identities/"+id, scimTok, nil); r.status != 403 || r.body["error"] != "forbidden" {
+		t.Fatalf("scim token reading identities: %d %s", r.status, r.raw)
+	}
+	if r := g.do("POST", "/api/v1/identities/"+id+"/mfa/totp", scimTok, nil); r.status != 403 {
+		t.Fatalf("scim token enrolling: %d %s", r.status, r.raw)
+	}
+
+	r = g.do("GET", "/api/v1/identities/"+id, g.token, nil)
+	if r.status != 200 || r.body["state"] != "awaiting_mfa" || !strings.Contains(string(r.raw), `"team-eng"`) {
+		t.Fatalf("identity after joiner: %d %s", r.status, r.raw)
+	}
+	if r := g.do("POST", "/api/v1/roles/evaluate", g.token, newUser("x@example.com")); r.status != 200 || !strings.Contains(string(r.raw), `"engineering"`) {
+		t.Fatalf("roles dry run: %d %s", r.status, r.raw)
+	}
+
+	r = g.do("POST", "/api/v1/identities/"+id+"/mfa/totp", g.token, nil)
+	uri, _ := r.body["otpauth_uri"].(string)
+	if r.status != 201 || !strings.HasPrefix(uri, "otpauth://totp/") {
+		t.Fatalf("begin TOTP: %d %s", r.status, r.raw)
+	}
+	u, _ := url.Parse(uri)
+	code, err := totp.GenerateCodeCustom(u.Query().Get("secret"), time.Now(), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do("POST", "/api/v1/identities/"+id+"/mfa/totp/verify", g.token, `{"code":"000000x"}`); r.status != 400 {
+		t.Fatalf("malformed code: %d %s", r.status, r.raw)
+	}
+	r = g.do("POST", "/api/v1/identities/"+id+"/mfa/totp/verify", g.token, `{"code":"`+code+`"}`)
+	if r.status != 200 || r.body["state"] != "active" {
+		t.Fatalf("verify: %d %s", r.status, r.raw)
+	}
+	if r := g.do("POST", "/api/v1/identities/"+id+"/mfa/totp/verify", g.token, `{"code":"`+code+`"}`); r.status != 400 || r.body["error"] != "invalid_code" {
+		t.Fatalf("replayed code: %d %s", r.status, r.raw)
+	}
+
+	r = g.do("GET", "/api/v1/identities/"+id+"/history", g.token, nil)
+	for _, want := range []string{"scim.user.create", "lifecycle.joiner", "mfa.totp.begin", "mfa.totp.verify", "lifecycle.activate", "mfa.totp.reject"} {
+		if !strings.Contains(string(r.raw), want) {
+			t.Fatalf("history lacks %s: %s", want, r.raw)
+		}
+	}
+	if strings.Contains(string(r.raw), u.Query().Get("secret")) {
+		t.Fatal("history leaks the TOTP secret")
+	}
+}
