@@ -188,6 +188,9 @@ func (m *MFA) VerifyTOTP(ctx context.Context, id, code string) error {
 		if verdict != nil {
 			return nil // commit the counted failure; report it below
 		}
+		if !e.Verified.IsZero() {
+			return nil // enrollment was proven by an earlier code
+		}
 		return m.Engine.MFAProven(ctx, tx, id, "totp", now)
 	})
 	if err != nil {

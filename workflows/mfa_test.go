@@ -99,6 +99,17 @@ func TestTOTPActivatesOnlyWithAValidCode(t *testing.T) {
 	if err := m.VerifyTOTP(ctx, id, good); !errors.Is(err, workflows.ErrCodeReused) {
 		t.Fatalf("replayed code: %v", err)
 	}
+	// A later code is accepted but proves nothing new: enrolled_at stays.
+	e.clock.advance(time.Minute)
+	if err := m.VerifyTOTP(ctx, id, code(t, uri, e.clock.now())); err != nil {
+		t.Fatalf("later code: %v", err)
+	}
+	if idn := e.identity(id); !idn.MFAEnrolledAt.Equal(now) {
+		t.Fatalf("a later code moved the enrollment time: %+v", idn)
+	}
+	if acts := strings.Join(e.lifecycleActions(id), ","); strings.Contains(acts, "lifecycle.mfa ") {
+		t.Fatalf("a later code wrote a lifecycle record: %s", acts)
+	}
 	if _, err := m.BeginTOTP(ctx, id); !errors.Is(err, workflows.ErrNotEnrollable) {
 		t.Fatalf("re-enrolling over a verified authenticator: %v", err)
 	}
