@@ -192,6 +192,28 @@ type TOTPEnrollment struct {
 	Version     int64     // 1 on creation, +1 on every change
 }
 
+// Exception is a time-bound MFA exception ("mfa_bypass"): while live it
+// lets an identity be active without proven MFA. It is never deleted; ending
+// it early sets Ended.
+type Exception struct {
+	ID                   string
+	IdentityID           string
+	Type                 string // "mfa_bypass"
+	Justification        string
+	CompensatingControls string
+	Owner                string // who answers for it
+	CreatedBy            string // the approver's principal
+	Created              time.Time
+	ExpiresAt            time.Time // mandatory
+	Ended                time.Time // zero unless ended early
+	EndedBy              string
+}
+
+// Live reports whether the exception applies at now.
+func (e *Exception) Live(now time.Time) bool {
+	return now.Before(e.ExpiresAt) && (e.Ended.IsZero() || now.Before(e.Ended))
+}
+
 // IdentityQuery pages through identities ordered by id.
 type IdentityQuery struct {
 	State string // "" for every state
@@ -230,6 +252,11 @@ type ReadTx interface {
 	// DueIdentities returns at most limit identities whose NextCheck is set
 	// and not after now, earliest first.
 	DueIdentities(ctx context.Context, now time.Time, limit int) ([]*Identity, error)
+	// GetException returns the exception with that id, or ErrNotFound.
+	GetException(ctx context.Context, id string) (*Exception, error)
+	// Exceptions lists exceptions by Created then ID; identityID "" lists
+	// every identity's.
+	Exceptions(ctx context.Context, identityID string) ([]*Exception, error)
 	// GetTOTP returns the identity's TOTP enrollment, or ErrNotFound.
 	GetTOTP(ctx context.Context, identityID string) (*TOTPEnrollment, error)
 	// AuditFor returns the audit records about one resource (type and id),
@@ -282,6 +309,12 @@ type Tx interface {
 	// writes nothing. An enrollment needs an existing identity (ErrNotFound
 	// otherwise).
 	PutTOTP(ctx context.Context, e *TOTPEnrollment) error
+	// CreateException inserts e (ErrConflict on a duplicate id; ErrNotFound
+	// when the identity does not exist).
+	CreateException(ctx context.Context, e *Exception) error
+	// EndException sets Ended and EndedBy on a live exception; ErrNotFound
+	// if there is none with that id, ErrConflict if it already ended.
+	EndException(ctx context.Context, id string, at time.Time, by string) error
 	// DeleteTOTP removes the identity's enrollment; none is not an error.
 	DeleteTOTP(ctx context.Context, identityID string) error
 	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
