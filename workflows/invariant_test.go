@@ -14,10 +14,11 @@ import (
 )
 
 // TestInvariantNoAccessWithoutMFA drives random interleavings of SCIM
-// writes, group moves, date changes, enrollments and clock jumps, and checks
-// DESIGN.md invariant 1 after every step: no identity is active (the only
-// state in which grants will flow) without proven MFA, leavers keep no
-// desired access and no enrollment, and the audit chain stays intact.
+// writes, group moves, date changes, enrollments, exceptions granted and
+// ended, and clock jumps (exceptions expire), and checks DESIGN.md invariant
+// 1 after every step: no identity is active (the only state in which grants
+// will flow) without proven MFA or a live exception, leavers keep no desired
+// access, enrollment or live exception, and the audit chain stays intact.
 func TestInvariantNoAccessWithoutMFA(t *testing.T) {
 	t.Parallel()
 	steps := 1500
@@ -41,13 +42,24 @@ func TestInvariantNoAccessWithoutMFA(t *testing.T) {
 	_, g := e.do("POST", "/Groups", map[string]any{"schemas": []string{groupURN}, "displayName": "sre"})
 	group = g["id"].(string)
 	pick := func() string { return users[rng.IntN(len(users))] }
+	xs := e.exceptionsAPI("it-admin")
 	date := func() string {
 		return e.clock.now().Add(time.Duration(rng.IntN(96)-48) * time.Hour).Format(time.RFC3339)
 	}
 
 	for step := 0; step < steps; step++ {
 		var op string
-		switch rng.IntN(11) {
+		switch rng.IntN(13) {
+		case 11:
+			op = "exception"
+			xs("POST", "/api/v1/exceptions", exceptionBody(pick(), e.clock.now().Add(time.Duration(1+rng.IntN(72))*time.Hour)))
+		case 12:
+			op = "end exception"
+			_, b := xs("GET", "/api/v1/exceptions?state=active", nil)
+			if list, _ := b["exceptions"].([]any); len(list) > 0 {
+				x := list[rng.IntN(len(list))].(map[string]any)
+				xs("DELETE", "/api/v1/exceptions/"+x["id"].(string), nil)
+			}
 		case 0:
 			op = "create"
 			ext := map[string]any{}
@@ -131,17 +143,26 @@ func checkInvariants(t *testing.T, e *env, step int, op string) {
 				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
+				exs, err := tx.Exceptions(ctx, idn.ID)
+				if err != nil {
+					return err
+				}
+				live := false
+				for _, x := range exs {
+					live = live || x.Live(e.clock.now())
+				}
 				switch idn.State {
 				case store.StateActive:
-					if idn.MFAMethod == "" || en == nil || en.Verified.IsZero() {
-						return fmt.Errorf("%s is active without verified MFA (%+v, enrollment %+v)", idn.ID, idn, en)
+					mfa := idn.MFAMethod != "" && en != nil && !en.Verified.IsZero()
+					if !mfa && !live {
+						return fmt.Errorf("%s is active without verified MFA or a live exception (%+v, enrollment %+v)", idn.ID, idn, en)
 					}
 				case store.StateTerminated, store.StateDeleted:
 					if string(idn.Desired) != "[]" {
 						return fmt.Errorf("leaver %s keeps desired access %s", idn.ID, idn.Desired)
 					}
-					if en != nil || idn.MFAMethod != "" {
-						return fmt.Errorf("leaver %s keeps an MFA enrollment", idn.ID)
+					if en != nil || idn.MFAMethod != "" || live {
+						return fmt.Errorf("leaver %s keeps an MFA enrollment or a live exception", idn.ID)
 					}
 				}
 			}

@@ -213,6 +213,11 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 	if prev != nil {
 		prevState = prev.State
 	}
+	exceptions, err := tx.Exceptions(ctx, id)
+	if err != nil {
+		return err
+	}
+	live := liveException(exceptions, now)
 	state, event := transition(prevState, in, now)
 	d, err := e.desired(state, doc, groups)
 	if err != nil {
@@ -233,10 +238,25 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		next.UserName, next.StartDate, next.EndDate = in.userName, in.start, in.end
 	}
 	next.NextCheck = nextCheck(state, in, now)
-	// MFA proven while pre_hire (or before a start) carries over: such an
-	// identity is active as soon as it would await MFA.
-	if next.State == store.StateAwaitingMFA && next.MFAMethod != "" && event != "rehire" {
+	// The MFA gate. Proven MFA (even proven while pre_hire) or a live
+	// exception lets an identity that would await MFA be active; an active
+	// identity with neither goes back to awaiting MFA.
+	gateOpen := (next.MFAMethod != "" && event != "rehire") || live != nil
+	switch {
+	case next.State == store.StateAwaitingMFA && gateOpen:
 		next.State = store.StateActive
+		if event == "" {
+			event = "activate"
+		}
+	case next.State == store.StateActive && !gateOpen:
+		next.State = store.StateAwaitingMFA
+		if event == "" {
+			event = "exception_end"
+		}
+	}
+	if live != nil && next.State != store.StateTerminated && next.State != store.StateDeleted &&
+		(next.NextCheck.IsZero() || live.ExpiresAt.Before(next.NextCheck)) {
+		next.NextCheck = live.ExpiresAt // re-evaluate when the exception lapses
 	}
 	switch event {
 	case "leaver", "delete":
@@ -265,6 +285,14 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		if err := tx.DeleteTOTP(ctx, id); err != nil {
 			return err
 		}
+		// A leaver's exceptions end with employment.
+		for _, x := range exceptions {
+			if x.Live(now) {
+				if err := tx.EndException(ctx, x.ID, now, "lifecycle."+event); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	if event == "" {
 		return nil // dates or name moved; no lifecycle event
@@ -274,6 +302,23 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		RequestID: reqctx.RequestID(ctx), Before: summary(prev), After: summary(next),
 	})
 	return err
+}
+
+// liveException returns the live exception that lasts longest, or nil.
+func liveException(xs []*store.Exception, now time.Time) *store.Exception {
+	var best *store.Exception
+	for _, x := range xs {
+		if x.Live(now) && (best == nil || x.ExpiresAt.After(best.ExpiresAt)) {
+			best = x
+		}
+	}
+	return best
+}
+
+// Reevaluate re-runs the lifecycle rules for identity id inside tx, e.g.
+// after an exception was granted or ended.
+func (e *Engine) Reevaluate(ctx context.Context, tx store.Tx, id string) error {
+	return e.apply(ctx, tx, id, e.Now().UTC())
 }
 
 // sameIdentity reports whether b differs from a only in bookkeeping.

@@ -69,6 +69,19 @@ func TestLifecycleOverHTTP(t *testing.T) {
 		t.Fatalf("replayed code: %d %s", r.status, r.raw)
 	}
 
+	// MFA exceptions need the approve scope.
+	exc := `{"identity":"` + id + `","type":"mfa_bypass","justification":"j","compensating_controls":"c","owner":"o","expires_at":"` +
+		time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`
+	if r := g.do("POST", "/api/v1/exceptions", scimTok, exc); r.status != 403 {
+		t.Fatalf("scim token granting an exception: %d %s", r.status, r.raw)
+	}
+	if r := g.do("POST", "/api/v1/exceptions", g.token, exc); r.status != 201 || r.body["state"] != "active" {
+		t.Fatalf("exception: %d %s", r.status, r.raw)
+	}
+	if r := g.do("GET", "/api/v1/identities/"+id, g.token, nil); !strings.Contains(string(r.raw), `"mfa_bypass"`) {
+		t.Fatalf("identity detail lacks its live exception: %s", r.raw)
+	}
+
 	r = g.do("GET", "/api/v1/identities/"+id+"/history", g.token, nil)
 	for _, want := range []string{"scim.user.create", "lifecycle.joiner", "mfa.totp.begin", "mfa.totp.verify", "lifecycle.activate", "mfa.totp.reject"} {
 		if !strings.Contains(string(r.raw), want) {

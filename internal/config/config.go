@@ -27,6 +27,8 @@ type Config struct {
 	SCIM   SCIM   `yaml:"scim"`
 	// Secrets configures the vault that seals secrets at rest.
 	Secrets Secrets `yaml:"secrets"`
+	// MFA configures the MFA gate.
+	MFA MFA `yaml:"mfa"`
 	// Roles are the access rules, in the order they are evaluated and
 	// listed. Package workflows/roles compiles them; Validate checks only
 	// their shape, not their CEL.
@@ -114,6 +116,13 @@ type JWT struct {
 	JWKSRefresh Duration `yaml:"jwks_refresh"`
 }
 
+// MFA configures the MFA gate.
+type MFA struct {
+	// ExceptionMax caps how long an MFA exception may last (the expiry is
+	// mandatory). Default 720h (30 days); at most a year.
+	ExceptionMax Duration `yaml:"exception_max"`
+}
+
 // Secrets configures the vault.
 type Secrets struct {
 	// KeyFile holds the vault's key ring (created 0600 on first start).
@@ -194,6 +203,7 @@ func Default() *Config {
 		Store: Store{Driver: "sqlite", Path: "jmlgate.db"},
 		Log:   Log{Level: "info", Format: "json"},
 		SCIM:  SCIM{MaxResults: 1000, Bulk: Bulk{MaxOperations: 1000, MaxPayloadBytes: 1 << 20}},
+		MFA:   MFA{ExceptionMax: Duration(30 * 24 * time.Hour)},
 	}
 }
 

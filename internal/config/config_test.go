@@ -54,6 +54,7 @@ func TestLoadEmptyPathGivesDefaults(t *testing.T) {
 		Store: Store{Driver: "sqlite", Path: "jmlgate.db"},
 		Log:   Log{Level: "info", Format: "json"},
 		SCIM:  SCIM{MaxResults: 1000, Bulk: Bulk{MaxOperations: 1000, MaxPayloadBytes: 1048576}},
+		MFA:   MFA{ExceptionMax: Duration(720 * time.Hour)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(\"\") =\n%+v\nwant\n%+v", got, want)
@@ -124,6 +125,7 @@ scim:
 			},
 		},
 		SCIM: SCIM{MaxResults: 200, Bulk: Bulk{MaxOperations: 10, MaxPayloadBytes: 65536}},
+		MFA:  MFA{ExceptionMax: Duration(720 * time.Hour)},
 	}
 	partialWant := Default()
 	partialWant.Log.Level = "warn"

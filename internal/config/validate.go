@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Scope names a static token may carry. internal/auth defines the same set.
@@ -38,6 +39,9 @@ func (c *Config) Validate() error {
 		c.Auth.JWT.validate(&v, "auth.jwt")
 	}
 
+	if c.MFA.ExceptionMax <= 0 || c.MFA.ExceptionMax.D() > 365*24*time.Hour {
+		v.add("mfa.exception_max", "must be between 1ns and 8760h (a year), got %s", c.MFA.ExceptionMax)
+	}
 	if c.SCIM.MaxResults < 1 {
 		v.add("scim.max_results", "must be at least 1, got %d", c.SCIM.MaxResults)
 	}

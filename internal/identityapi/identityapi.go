@@ -72,7 +72,7 @@ type Summary struct {
 // Detail is the body of GET /api/v1/identities/{id}. Times are RFC 3339 in
 // UTC with nanoseconds; optional ones are omitted when unset.
 //
-// Exceptions, Actual and PendingApprovals are placeholders, always [] / {}
+// Actual and PendingApprovals are placeholders, always {} / []
 // / [], until MFA exceptions, connector state and approvals exist; they are
 // in the body now so clients can rely on the keys.
 type Detail struct {
@@ -82,8 +82,8 @@ type Detail struct {
 	StartDate time.Time `json:"startDate,omitzero"`
 	EndDate   time.Time `json:"endDate,omitzero"`
 	MFA       MFA       `json:"mfa"`
-	// Exceptions is a placeholder: always [].
-	Exceptions []json.RawMessage `json:"exceptions"`
+	// Exceptions are the identity's live MFA exceptions.
+	Exceptions []ExceptionJSON `json:"exceptions"`
 	// Desired is store.Identity.Desired as stored, [] when none.
 	Desired json.RawMessage `json:"desired"`
 	// Actual is a placeholder: always {}.
@@ -277,9 +277,19 @@ func notFound(id string) error {
 func (h *handler) detail(r *http.Request) (any, error) {
 	idParam := r.PathValue("id")
 	var id *store.Identity
+	live := []ExceptionJSON{}
+	now := time.Now().UTC()
 	err := h.st.View(r.Context(), func(tx store.ReadTx) error {
 		var err error
-		id, err = tx.GetIdentity(r.Context(), idParam)
+		if id, err = tx.GetIdentity(r.Context(), idParam); err != nil {
+			return err
+		}
+		xs, err := tx.Exceptions(r.Context(), idParam)
+		for _, x := range xs {
+			if x.Live(now) {
+				live = append(live, exceptionJSON(x, now))
+			}
+		}
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -296,7 +306,7 @@ func (h *handler) detail(r *http.Request) (any, error) {
 		ID: id.ID, UserName: id.UserName, State: id.State,
 		StartDate: id.StartDate.UTC(), EndDate: id.EndDate.UTC(),
 		MFA:              MFA{Enrolled: enrolled(id), Method: id.MFAMethod, EnrolledAt: id.MFAEnrolledAt.UTC()},
-		Exceptions:       []json.RawMessage{},
+		Exceptions:       live,
 		Desired:          desired,
 		Actual:           json.RawMessage(`{}`),
 		PendingApprovals: []json.RawMessage{},
