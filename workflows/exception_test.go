@@ -114,7 +114,7 @@ func TestExceptionOpensTheGateUntilItEnds(t *testing.T) {
 		t.Fatalf("exception for a leaver: %d %v", st, b)
 	}
 	acts := strings.Join(e.lifecycleActions(id), ",")
-	for _, want := range []string{"mfa.exception.create by it-admin", "lifecycle.activate by it-admin", "lifecycle.exception_end by scheduler",
+	for _, want := range []string{"mfa.exception.create by it-admin", "lifecycle.activate by it-admin", "lifecycle.deactivate by scheduler",
 		"mfa.exception.end by it-admin", "lifecycle.leaver by workday"} {
 		if !strings.Contains(acts, want) {
 			t.Fatalf("history lacks %q: %s", want, acts)

@@ -251,7 +251,7 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 	case next.State == store.StateActive && !gateOpen:
 		next.State = store.StateAwaitingMFA
 		if event == "" {
-			event = "exception_end"
+			event = "deactivate"
 		}
 	}
 	if live != nil && next.State != store.StateTerminated && next.State != store.StateDeleted &&

@@ -247,3 +247,33 @@ func (e *Engine) MFAProven(ctx context.Context, tx store.Tx, id, method string, 
 		Before: summary(prev), After: summary(&next)})
 	return err
 }
+
+// MFARevoked records that identity id no longer has any MFA credential
+// (e.g. an IdP reported the last one deleted), inside tx: the MFA status
+// and any built-in TOTP enrollment are cleared, and the lifecycle rules run
+// again, so an active identity without a live exception goes back to
+// awaiting MFA. Audited as "lifecycle.mfa_revoked" (then the state change).
+func (e *Engine) MFARevoked(ctx context.Context, tx store.Tx, id string, at time.Time) error {
+	prev, err := tx.GetIdentity(ctx, id)
+	if err != nil {
+		return err
+	}
+	if prev.MFAMethod == "" {
+		return nil
+	}
+	next := *prev
+	next.MFAMethod, next.MFAEnrolledAt = "", time.Time{}
+	next.Version, next.Updated = prev.Version+1, at
+	if err := tx.PutIdentity(ctx, &next); err != nil {
+		return err
+	}
+	if err := tx.DeleteTOTP(ctx, id); err != nil {
+		return err
+	}
+	if _, err := audit.Append(ctx, tx, at, audit.Entry{Actor: reqctx.Actor(ctx), Action: "lifecycle.mfa_revoked",
+		ResourceType: store.TypeIdentity, ResourceID: id, RequestID: reqctx.RequestID(ctx),
+		Before: summary(prev), After: summary(&next)}); err != nil {
+		return err
+	}
+	return e.apply(ctx, tx, id, at)
+}

@@ -222,3 +222,28 @@ func TestTOTPRefusals(t *testing.T) {
 		t.Fatalf("leaver enrolling: %v", err)
 	}
 }
+
+func TestMFARevokedClosesTheGate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testRoles)
+	m := e.mfa()
+	ctx := reqctx.WithActor(context.Background(), "idp-events")
+	_, body := e.do("POST", "/Users", user("fay@example.com", true, nil))
+	id := body["id"].(string)
+	uri, _ := m.BeginTOTP(ctx, id)
+	if err := m.VerifyTOTP(ctx, id, code(t, uri, e.clock.now())); err != nil {
+		t.Fatal(err)
+	}
+	err := e.st.Update(ctx, func(tx store.Tx) error { return e.engine.MFARevoked(ctx, tx, id, e.clock.now()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	idn := e.identity(id)
+	if idn.State != store.StateAwaitingMFA || idn.MFAMethod != "" || e.enrollment(id) != nil {
+		t.Fatalf("after revocation: %+v", idn)
+	}
+	acts := strings.Join(e.lifecycleActions(id), ",")
+	if !strings.Contains(acts, "lifecycle.mfa_revoked by idp-events,lifecycle.deactivate by idp-events") {
+		t.Fatalf("records: %s", acts)
+	}
+}
