@@ -74,6 +74,7 @@ const (
 // concurrent use.
 type Store struct {
 	path     string
+	log      *slog.Logger
 	writer   *sql.DB // exactly one connection, BEGIN IMMEDIATE
 	reader   *sql.DB // query_only connections
 	provider *goose.Provider
@@ -141,6 +142,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 
 	s := &Store{
+		log:  cfg.logger,
 		path: path, writer: writer, reader: reader, wcache: newStmtCache(writer), rcache: newStmtCache(reader),
 		writes: make(chan *writeReq), stop: make(chan struct{}), loopDone: make(chan struct{}),
 	}
@@ -160,7 +162,7 @@ func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, database.Sto
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithTableName(versionTable),
-		goose.WithVerbose(true),
+		goose.WithVerbose(false), // Migrate logs one line per migration
 		goose.WithSlog(logger),
 	)
 	if err != nil {
@@ -177,9 +179,12 @@ func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, database.Sto
 // the writer connection (so it waits for running writers). Applying none is
 // not an error.
 func (s *Store) Migrate(ctx context.Context) error {
-	// goose logs each applied migration to the WithLogger logger.
-	if _, err := s.provider.Up(ctx); err != nil {
+	results, err := s.provider.Up(ctx)
+	if err != nil {
 		return fmt.Errorf("sqlite: migrate %q: %w", s.path, err)
+	}
+	for _, r := range results {
+		s.log.InfoContext(ctx, "store: migration applied", "migration", r.Source.Path, "duration", r.Duration)
 	}
 	return nil
 }
