@@ -61,6 +61,7 @@ func New(cfg Config) http.Handler {
 	m := newMetrics(cfg.Registry)
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
 
+	e.Use(sanitizeRequestID)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		RequestIDHandler: func(c echo.Context, id string) {
 			c.SetRequest(c.Request().WithContext(reqctx.WithRequestID(c.Request().Context(), id)))
@@ -119,6 +120,33 @@ func apiBodyLimit(limit int64) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// sanitizeRequestID keeps an upstream X-Request-Id only when it is a
+// plausible correlation id (1-128 of A-Z a-z 0-9 . _ - :); otherwise it is
+// dropped and a fresh one generated. The id reaches logs and audit records,
+// so clients must not be able to put arbitrary text there.
+func sanitizeRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !validRequestID(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // HTTPError is the JSON error body outside SCIM.

@@ -187,3 +187,28 @@ func TestRouteLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestIDFromUpstreamIsSanitised(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	for _, c := range []struct {
+		sent string
+		kept bool
+	}{
+		{"abc-123_X.y:z", true},
+		{strings.Repeat("a", 129), false},
+		{"bad id\" with quotes", false},
+		{"", false},
+	} {
+		req := httptest.NewRequest("GET", "/healthz", nil)
+		if c.sent != "" {
+			req.Header.Set("X-Request-Id", c.sent)
+		}
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		got := rec.Header().Get("X-Request-Id")
+		if (got == c.sent) != c.kept || got == "" {
+			t.Errorf("sent %q: response id %q (kept %v)", c.sent, got, c.kept)
+		}
+	}
+}
