@@ -121,6 +121,49 @@ type MFA struct {
 	// ExceptionMax caps how long an MFA exception may last (the expiry is
 	// mandatory). Default 720h (30 days); at most a year.
 	ExceptionMax Duration `yaml:"exception_max"`
+	// EventIssuers are the identity providers whose Security Event Tokens
+	// (RFC 8417, pushed per RFC 8935 to /api/v1/events) may prove or revoke
+	// MFA enrollment. Empty: every SET is refused as from an unknown issuer.
+	EventIssuers []EventIssuer `yaml:"event_issuers"`
+}
+
+// EventIssuer is one identity provider that pushes Security Event Tokens.
+// Keys left out of a file take the values DefaultEventIssuer gives.
+type EventIssuer struct {
+	// Issuer is matched exactly against a SET's iss (required, unique).
+	Issuer string `yaml:"issuer"`
+	// Audience must be one of a SET's aud (required): the name the IdP's
+	// stream configuration gives this receiver.
+	Audience string `yaml:"audience"`
+	// Exactly one of JWKSFile and JWKSURL is set. JWKSURL is https, or http
+	// to a loopback host.
+	JWKSFile string `yaml:"jwks_file"`
+	JWKSURL  string `yaml:"jwks_url"`
+	// Algorithms is the signature allow-list. Default RS256, ES256, EdDSA.
+	// Only asymmetric algorithms are accepted.
+	Algorithms []string `yaml:"algorithms"`
+	// MaxAge is how old a SET's iat may be (and how long its jti is kept
+	// against replay). Default 10m; at most 24h.
+	MaxAge Duration `yaml:"max_age"`
+	// JWKSRefresh is how often a jwks_url is fetched again. Default 15m.
+	JWKSRefresh Duration `yaml:"jwks_refresh"`
+}
+
+// DefaultEventIssuer returns the values an event_issuers entry starts from.
+func DefaultEventIssuer() EventIssuer {
+	return EventIssuer{
+		Algorithms:  []string{"RS256", "ES256", "EdDSA"},
+		MaxAge:      Duration(10 * time.Minute),
+		JWKSRefresh: Duration(15 * time.Minute),
+	}
+}
+
+// UnmarshalYAML decodes an event_issuers entry on top of
+// DefaultEventIssuer, so keys left out keep their defaults.
+func (e *EventIssuer) UnmarshalYAML(unmarshal func(any) error) error {
+	*e = DefaultEventIssuer()
+	type plain EventIssuer // no UnmarshalYAML: avoids recursion
+	return unmarshal((*plain)(e))
 }
 
 // Secrets configures the vault.

@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 	if c.MFA.ExceptionMax <= 0 || c.MFA.ExceptionMax.D() > 365*24*time.Hour {
 		v.add("mfa.exception_max", "must be between 1ns and 8760h (a year), got %s", c.MFA.ExceptionMax)
 	}
+	c.validateEventIssuers(&v)
 	if c.SCIM.MaxResults < 1 {
 		v.add("scim.max_results", "must be at least 1, got %d", c.SCIM.MaxResults)
 	}
@@ -251,29 +252,48 @@ func (j *JWT) validate(v *validator, p string) {
 	if j.Audience == "" {
 		v.add(p+".audience", "required")
 	}
-	switch {
-	case j.JWKSFile == "" && j.JWKSURL == "":
-		v.add(p, "set one of jwks_file and jwks_url")
-	case j.JWKSFile != "" && j.JWKSURL != "":
-		v.add(p, "set only one of jwks_file and jwks_url, not both")
-	case j.JWKSURL != "":
-		u, err := url.Parse(j.JWKSURL)
-		switch {
-		case err != nil || u.Host == "":
-			v.add(p+".jwks_url", "want an absolute https URL, got %q", j.JWKSURL)
-		case u.Scheme == "https":
-		case u.Scheme == "http" && isLoopback(u.Hostname()):
-		default:
-			v.add(p+".jwks_url", "want https (http only to a loopback host), got %q", j.JWKSURL)
-		}
-	}
+	validateJWKSSource(v, p, j.JWKSFile, j.JWKSURL)
 	if j.ScopesClaim == "" {
 		v.add(p+".scopes_claim", "must not be empty")
 	}
-	if len(j.Algorithms) == 0 {
-		v.add(p+".algorithms", "at least one algorithm is required (%s)", strings.Join(jwtAlgorithms, ", "))
+	validateAlgorithms(v, p, j.Algorithms)
+	if j.Leeway < 0 {
+		v.add(p+".leeway", "must not be negative, got %s", j.Leeway)
 	}
-	for i, a := range j.Algorithms {
+	if j.JWKSRefresh <= 0 {
+		v.add(p+".jwks_refresh", "must be positive, got %s", j.JWKSRefresh)
+	}
+}
+
+// validateJWKSSource checks that exactly one of a section's jwks_file and
+// jwks_url is set, and that the URL is https or http to a loopback host.
+// Problems about the pair are reported at the section's path p.
+func validateJWKSSource(v *validator, p, file, jwksURL string) {
+	switch {
+	case file == "" && jwksURL == "":
+		v.add(p, "set one of jwks_file and jwks_url")
+	case file != "" && jwksURL != "":
+		v.add(p, "set only one of jwks_file and jwks_url, not both")
+	case jwksURL != "":
+		u, err := url.Parse(jwksURL)
+		switch {
+		case err != nil || u.Host == "":
+			v.add(p+".jwks_url", "want an absolute https URL, got %q", jwksURL)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && isLoopback(u.Hostname()):
+		default:
+			v.add(p+".jwks_url", "want https (http only to a loopback host), got %q", jwksURL)
+		}
+	}
+}
+
+// validateAlgorithms checks a signature allow-list at p+".algorithms":
+// non-empty, asymmetric algorithms only.
+func validateAlgorithms(v *validator, p string, algs []string) {
+	if len(algs) == 0 {
+		v.addIn(p, p+".algorithms", "at least one algorithm is required (%s)", strings.Join(jwtAlgorithms, ", "))
+	}
+	for i, a := range algs {
 		ap := fmt.Sprintf("%s.algorithms[%d]", p, i)
 		switch {
 		case strings.EqualFold(a, "none") || strings.HasPrefix(a, "HS"):
@@ -282,11 +302,37 @@ func (j *JWT) validate(v *validator, p string) {
 			v.add(ap, "unknown algorithm %q (want %s)", a, strings.Join(jwtAlgorithms, ", "))
 		}
 	}
-	if j.Leeway < 0 {
-		v.add(p+".leeway", "must not be negative, got %s", j.Leeway)
-	}
-	if j.JWKSRefresh <= 0 {
-		v.add(p+".jwks_refresh", "must be positive, got %s", j.JWKSRefresh)
+}
+
+// MaxEventAge bounds EventIssuer.MaxAge: the iat window, and so how long
+// each accepted SET's jti is kept against replay.
+const MaxEventAge = 24 * time.Hour
+
+func (c *Config) validateEventIssuers(v *validator) {
+	issuers := map[string]int{}
+	for i, e := range c.MFA.EventIssuers {
+		p := fmt.Sprintf("mfa.event_issuers[%d]", i)
+		switch {
+		case e.Issuer == "":
+			v.addIn(p, p+".issuer", "required: the iss of the identity provider's SETs")
+		default:
+			if j, dup := issuers[e.Issuer]; dup {
+				v.add(p+".issuer", "duplicate issuer %q (also mfa.event_issuers[%d])", e.Issuer, j)
+			} else {
+				issuers[e.Issuer] = i
+			}
+		}
+		if e.Audience == "" {
+			v.addIn(p, p+".audience", "required: the aud the identity provider addresses this receiver by")
+		}
+		validateJWKSSource(v, p, e.JWKSFile, e.JWKSURL)
+		validateAlgorithms(v, p, e.Algorithms)
+		if e.MaxAge <= 0 || e.MaxAge.D() > MaxEventAge {
+			v.addIn(p, p+".max_age", "must be between 1ns and %s, got %s", MaxEventAge, e.MaxAge)
+		}
+		if e.JWKSRefresh <= 0 {
+			v.addIn(p, p+".jwks_refresh", "must be positive, got %s", e.JWKSRefresh)
+		}
 	}
 }
 

@@ -319,6 +319,20 @@ type Tx interface {
 	DeleteTOTP(ctx context.Context, identityID string) error
 	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
 	AppendAudit(ctx context.Context, rec *AuditRecord) error
+	// RecordSETJTI records that the Security Event Token (RFC 8417) with
+	// that jti from that issuer was accepted, so a replay can be refused
+	// until expires (the end of the window in which the token's iat is
+	// still acceptable). Issuer and jti compare exactly.
+	//
+	// ErrConflict, writing nothing and leaving tx usable, when the pair is
+	// already recorded with an expiry not before the engine's current wall
+	// clock time: a replay. A recorded pair whose expiry has passed counts
+	// as absent and is replaced. The engine may also delete a few other
+	// expired pairs in the same call, so the table stays the size of the
+	// live replay window; it never deletes a pair that has not expired.
+	// An empty issuer or jti, or an unstorable expires (including the zero
+	// time), is a plain error.
+	RecordSETJTI(ctx context.Context, issuer, jti string, expires time.Time) error
 }
 
 // Store is an open database.
