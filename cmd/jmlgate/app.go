@@ -19,6 +19,7 @@ import (
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/auth"
 	"github.com/jmlgate/jmlgate/internal/config"
+	"github.com/jmlgate/jmlgate/internal/events"
 	"github.com/jmlgate/jmlgate/internal/httpapi"
 	"github.com/jmlgate/jmlgate/internal/identityapi"
 	"github.com/jmlgate/jmlgate/internal/secrets"
@@ -90,6 +91,15 @@ func (a *App) Open(ctx context.Context) error {
 		return fmt.Errorf("vault: %w", err)
 	}
 	mfa := &workflows.MFA{Engine: a.engine, Store: st, Vault: vault}
+	var mounts []httpapi.Mount
+	if len(a.Config.MFA.EventIssuers) > 0 {
+		recv := &events.Receiver{Store: st, Engine: a.engine, Issuers: a.Config.MFA.EventIssuers, Log: a.Logger}
+		if err := recv.Init(); err != nil {
+			return fmt.Errorf("mfa.event_issuers: %w", err)
+		}
+		// Security Event Tokens are authenticated by their signature.
+		mounts = append(mounts, httpapi.Mount{Prefix: events.Path, Handler: recv.Handler(), Public: true})
+	}
 	authn, err := auth.New(a.Config.Auth, storeTokens{st}, a.Now)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
@@ -109,13 +119,13 @@ func (a *App) Open(ctx context.Context) error {
 			BulkMaxPayload: a.Config.SCIM.Bulk.MaxPayloadBytes, Now: a.Now, Logger: a.Logger,
 			Lifecycle: a.engine,
 		}),
-		Mounts: []httpapi.Mount{
+		Mounts: append(mounts, []httpapi.Mount{
 			{Prefix: "/api/v1/roles", Handler: roles.Handler(roleSet, a.Logger), Scopes: readScopes},
 			{Prefix: "/api/v1/identities", Handler: identityapi.Handler(st, a.Logger), Scopes: readScopes},
 			{Prefix: "/api/v1/identities/:id/mfa", Handler: identityapi.MFAHandler(mfa, a.Logger), Scopes: enrollScopes},
 			{Prefix: identityapi.ExceptionsPrefix, Scopes: []auth.Scope{auth.ScopeApprove}, Handler: (&identityapi.Exceptions{
 				Store: st, Engine: a.engine, Max: a.Config.MFA.ExceptionMax.D(), Log: a.Logger}).Handler()},
-		},
+		}...),
 		Ready:          st.Ready,
 		Logger:         a.Logger,
 		Registry:       reg,

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
@@ -90,5 +96,33 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	}
 	if strings.Contains(string(r.raw), u.Query().Get("secret")) {
 		t.Fatal("history leaks the TOTP secret")
+	}
+}
+
+// With an event issuer configured, /api/v1/events is served without a bearer
+// token (the SET signature authenticates) and answers in RFC 8935's format.
+func TestEventsEndpointIsPublicWhenConfigured(t *testing.T) {
+	t.Parallel()
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: pub, KeyID: "k1", Algorithm: "EdDSA", Use: "sig"}}})
+	if err := os.WriteFile(jwks, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, func(c *config.Config) {
+		iss := config.DefaultEventIssuer()
+		iss.Issuer, iss.Audience, iss.JWKSFile = "https://idp.example.com", "jmlgate", jwks
+		c.MFA.EventIssuers = []config.EventIssuer{iss}
+	})
+	r := g.do("POST", "/api/v1/events", "", "not a SET")
+	if r.status != 400 || r.body["err"] != "invalid_request" {
+		t.Fatalf("events without a token: %d %s", r.status, r.raw)
+	}
+	plain := startGateway(t, nil)
+	if r := plain.do("POST", "/api/v1/events", "", "x"); r.status != 404 {
+		t.Fatalf("events without issuers configured: %d", r.status)
 	}
 }

@@ -47,11 +47,14 @@ type Config struct {
 }
 
 // Mount serves Prefix and everything below it with Handler for callers
-// holding any of Scopes.
+// holding any of Scopes. A Public mount takes no bearer token (its requests
+// carry their own proof, e.g. signed Security Event Tokens) and is rate
+// limited per client address.
 type Mount struct {
 	Prefix  string // e.g. "/api/v1/identities"
 	Handler http.Handler
 	Scopes  []auth.Scope
+	Public  bool
 }
 
 // New returns the gateway's http.Handler.
@@ -94,7 +97,11 @@ func New(cfg Config) http.Handler {
 	scimGroup.Any("", echo.WrapHandler(cfg.SCIM))
 	scimGroup.Any("/*", echo.WrapHandler(cfg.SCIM))
 	for _, m := range cfg.Mounts {
-		g := e.Group(m.Prefix, apiBodyLimit(cfg.BodyLimit), authn, requireScope(m.Scopes...), limit)
+		mw := []echo.MiddlewareFunc{apiBodyLimit(cfg.BodyLimit), authn, requireScope(m.Scopes...), limit}
+		if m.Public {
+			mw = []echo.MiddlewareFunc{apiBodyLimit(cfg.BodyLimit), limit}
+		}
+		g := e.Group(m.Prefix, mw...)
 		g.Any("", echo.WrapHandler(m.Handler))
 		g.Any("/*", echo.WrapHandler(m.Handler))
 	}

@@ -212,3 +212,41 @@ func TestRequestIDFromUpstreamIsSanitised(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicMountTakesNoToken(t *testing.T) {
+	t.Parallel()
+	reached := 0
+	h := New(Config{
+		Auth:     mustAuth(t),
+		SCIM:     http.NotFoundHandler(),
+		Ready:    func(context.Context) error { return nil },
+		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Registry: prometheus.NewRegistry(),
+		Mounts: []Mount{
+			{Prefix: "/api/v1/events", Public: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				reached++
+				w.WriteHeader(http.StatusAccepted)
+			})},
+			{Prefix: "/api/v1/private", Scopes: []auth.Scope{auth.ScopeAdmin}, Handler: http.NotFoundHandler()},
+		},
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/events", strings.NewReader("x")))
+	if rec.Code != http.StatusAccepted || reached != 1 {
+		t.Fatalf("public mount: %d, reached %d", rec.Code, reached)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/private", nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("private mount without a token: %d", rec.Code)
+	}
+}
+
+func mustAuth(t *testing.T) *auth.Authenticator {
+	t.Helper()
+	a, err := auth.New(config.Auth{}, failingTokens{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
