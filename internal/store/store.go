@@ -214,6 +214,37 @@ func (e *Exception) Live(now time.Time) bool {
 	return now.Before(e.ExpiresAt) && (e.Ended.IsZero() || now.Before(e.Ended))
 }
 
+// Approval states.
+const (
+	ApprovalPending   = "pending"
+	ApprovalApproved  = "approved"
+	ApprovalRejected  = "rejected"
+	ApprovalExpired   = "expired"
+	ApprovalCancelled = "cancelled"
+)
+
+// Approval is a request to grant a privileged role's access to an identity.
+// Grants and Decisions are JSON owned by package workflows.
+type Approval struct {
+	ID          string
+	IdentityID  string
+	Role        string
+	Grants      []byte // JSON
+	Required    int    // distinct approvers needed
+	State       string
+	RequestedAt time.Time
+	ExpiresAt   time.Time
+	Decisions   []byte // JSON; nil when none
+	Updated     time.Time
+	Version     int64 // 1 on creation, +1 on every change
+}
+
+// ApprovalQuery selects approvals; empty fields do not filter.
+type ApprovalQuery struct {
+	State      string
+	IdentityID string
+}
+
 // IdentityQuery pages through identities ordered by id.
 type IdentityQuery struct {
 	State string // "" for every state
@@ -257,6 +288,10 @@ type ReadTx interface {
 	// Exceptions lists exceptions by Created then ID; identityID "" lists
 	// every identity's.
 	Exceptions(ctx context.Context, identityID string) ([]*Exception, error)
+	// GetApproval returns the approval with that id, or ErrNotFound.
+	GetApproval(ctx context.Context, id string) (*Approval, error)
+	// Approvals lists the approvals q selects, by RequestedAt then ID.
+	Approvals(ctx context.Context, q ApprovalQuery) ([]*Approval, error)
 	// GetTOTP returns the identity's TOTP enrollment, or ErrNotFound.
 	GetTOTP(ctx context.Context, identityID string) (*TOTPEnrollment, error)
 	// AuditFor returns the audit records about one resource (type and id),
@@ -315,6 +350,10 @@ type Tx interface {
 	// EndException sets Ended and EndedBy on a live exception; ErrNotFound
 	// if there is none with that id, ErrConflict if it already ended.
 	EndException(ctx context.Context, id string, at time.Time, by string) error
+	// PutApproval inserts a (Version 1, which must not exist yet; the
+	// identity must exist, else ErrNotFound) or replaces it (Version n+1
+	// over stored n); anything else is ErrConflict and writes nothing.
+	PutApproval(ctx context.Context, a *Approval) error
 	// DeleteTOTP removes the identity's enrollment; none is not an error.
 	DeleteTOTP(ctx context.Context, identityID string) error
 	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
