@@ -29,6 +29,7 @@ func TestInvariantNoAccessWithoutMFA(t *testing.T) {
 	t.Logf("seed %d (rerun with the same seed by editing the test)", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	e := newEnv(t, testRoles)
+	e.engine.ApprovalTTL = 36 * time.Hour // some requests expire between clock jumps
 	m := e.mfa()
 	ctx := reqctx.WithActor(context.Background(), "helpdesk")
 
@@ -43,13 +44,22 @@ func TestInvariantNoAccessWithoutMFA(t *testing.T) {
 	group = g["id"].(string)
 	pick := func() string { return users[rng.IntN(len(users))] }
 	xs := e.exceptionsAPI("it-admin")
+	aps := e.approvalsAPI("it-approver")
 	date := func() string {
 		return e.clock.now().Add(time.Duration(rng.IntN(96)-48) * time.Hour).Format(time.RFC3339)
 	}
 
 	for step := 0; step < steps; step++ {
 		var op string
-		switch rng.IntN(13) {
+		switch rng.IntN(15) {
+		case 13, 14:
+			op = "decide"
+			_, b := aps("GET", "/api/v1/approvals?state=pending", nil)
+			if list, _ := b["approvals"].([]any); len(list) > 0 {
+				a := list[rng.IntN(len(list))].(map[string]any)
+				verb := []string{"approve", "reject"}[rng.IntN(2)]
+				aps("POST", "/api/v1/approvals/"+a["id"].(string)+"/"+verb, map[string]any{"reason": "random"})
+			}
 		case 11:
 			op = "exception"
 			xs("POST", "/api/v1/exceptions", exceptionBody(pick(), e.clock.now().Add(time.Duration(1+rng.IntN(72))*time.Hour)))
@@ -150,6 +160,17 @@ func checkInvariants(t *testing.T, e *env, step int, op string) {
 				live := false
 				for _, x := range exs {
 					live = live || x.Live(e.clock.now())
+				}
+				if idn.State != store.StateActive {
+					open, err := tx.Approvals(ctx, store.ApprovalQuery{IdentityID: idn.ID})
+					if err != nil {
+						return err
+					}
+					for _, a := range open {
+						if a.State == store.ApprovalPending || a.State == store.ApprovalApproved {
+							return fmt.Errorf("%s is %s with an %s approval for %s", idn.ID, idn.State, a.State, a.Role)
+						}
+					}
 				}
 				switch idn.State {
 				case store.StateActive:

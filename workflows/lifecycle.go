@@ -37,6 +37,9 @@ type Engine struct {
 	Roles *roles.Set
 	Now   func() time.Time
 	Log   *slog.Logger
+	// ApprovalTTL is how long a privileged grant's approval request stays
+	// open (default DefaultApprovalTTL).
+	ApprovalTTL time.Duration
 }
 
 // inputs are the lifecycle-relevant facts of a user.
@@ -145,24 +148,43 @@ func nextCheck(state string, in inputs, now time.Time) time.Time {
 }
 
 // DesiredAccess is one grant an identity's roles give it.
-type DesiredAccess = roles.DesiredGrant
+type DesiredAccess struct {
+	Connector   string   `json:"connector"`
+	Entitlement string   `json:"entitlement"`
+	Roles       []string `json:"roles"`
+	Privileged  bool     `json:"privileged"`
+	// Held is true while the grant awaits approval: every role that gives
+	// it is privileged and none of those is approved. Nothing held is sent.
+	Held bool `json:"held,omitempty"`
+}
 
-// desired computes the access the identity should have in state: the
-// union of its roles' grants while it is a joiner or employee, nothing
-// once it left.
-func (e *Engine) desired(state string, doc map[string]any, groups []string) ([]DesiredAccess, error) {
+// matches evaluates the roles for a user who is a joiner or employee; none
+// for a leaver or a deleted user.
+func (e *Engine) matches(state string, doc map[string]any, groups []string) ([]roles.Match, error) {
 	if e.Roles == nil || doc == nil || state == store.StateTerminated || state == store.StateDeleted {
-		return []DesiredAccess{}, nil
+		return nil, nil
 	}
-	ms, err := e.Roles.Evaluate(roles.UserFromSCIM(doc, groups))
-	if err != nil {
-		return nil, err
+	return e.Roles.Evaluate(roles.UserFromSCIM(doc, groups))
+}
+
+// desired is the union of the matches' grants, with privileged grants held
+// until one of their roles is approved.
+func desired(ms []roles.Match, approved map[string]bool) []DesiredAccess {
+	privileged := map[string]bool{}
+	for _, m := range ms {
+		privileged[m.Role] = m.Privileged
 	}
-	d := roles.Desired(ms)
-	if d == nil {
-		d = []DesiredAccess{}
+	out := []DesiredAccess{}
+	for _, g := range roles.Desired(ms) {
+		held := true
+		for _, r := range g.Roles {
+			if !privileged[r] || approved[r] {
+				held = false
+			}
+		}
+		out = append(out, DesiredAccess{Connector: g.Connector, Entitlement: g.Entitlement, Roles: g.Roles, Privileged: g.Privileged, Held: held})
 	}
-	return d, nil
+	return out
 }
 
 // UserChanged brings the identity of user id in line with the user as tx
@@ -219,20 +241,16 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 	}
 	live := liveException(exceptions, now)
 	state, event := transition(prevState, in, now)
-	d, err := e.desired(state, doc, groups)
+	ms, err := e.matches(state, doc, groups)
 	if err != nil {
 		return fmt.Errorf("lifecycle: roles for %q: %w", id, err)
 	}
-	desiredJSON, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
 
-	next := &store.Identity{ID: id, State: state, Desired: desiredJSON, Version: 1, Created: now, Updated: now}
+	next := &store.Identity{ID: id, State: state, Version: 1, Created: now, Updated: now}
 	if prev != nil {
 		c := *prev
 		next = &c
-		next.State, next.Desired, next.Version, next.Updated = state, desiredJSON, prev.Version+1, now
+		next.State, next.Version, next.Updated = state, prev.Version+1, now
 	}
 	if doc != nil {
 		next.UserName, next.StartDate, next.EndDate = in.userName, in.start, in.end
@@ -258,6 +276,15 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		(next.NextCheck.IsZero() || live.ExpiresAt.Before(next.NextCheck)) {
 		next.NextCheck = live.ExpiresAt // re-evaluate when the exception lapses
 	}
+	approved, err := e.syncApprovals(ctx, tx, id, next.State, ms, now)
+	if err != nil {
+		return err
+	}
+	desiredJSON, err := json.Marshal(desired(ms, approved))
+	if err != nil {
+		return err
+	}
+	next.Desired = desiredJSON
 	switch event {
 	case "leaver", "delete":
 		if prevState != store.StateTerminated {
@@ -349,6 +376,11 @@ func (e *Engine) Tick(ctx context.Context, st store.Store) (int, error) {
 	for {
 		n := 0
 		err := st.Update(reqctx.WithActor(ctx, "scheduler"), func(tx store.Tx) error {
+			if total == 0 && n == 0 {
+				if _, err := e.expireApprovals(reqctx.WithActor(ctx, "scheduler"), tx, now); err != nil {
+					return err
+				}
+			}
 			due, err := tx.DueIdentities(ctx, now, batch)
 			if err != nil {
 				return err

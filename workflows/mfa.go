@@ -242,10 +242,13 @@ func (e *Engine) MFAProven(ctx context.Context, tx store.Tx, id, method string, 
 	if err := tx.PutIdentity(ctx, &next); err != nil {
 		return err
 	}
-	_, err = audit.Append(ctx, tx, at, audit.Entry{Actor: reqctx.Actor(ctx), Action: "lifecycle." + event,
+	if _, err := audit.Append(ctx, tx, at, audit.Entry{Actor: reqctx.Actor(ctx), Action: "lifecycle." + event,
 		ResourceType: store.TypeIdentity, ResourceID: id, RequestID: reqctx.RequestID(ctx),
-		Before: summary(prev), After: summary(&next)})
-	return err
+		Before: summary(prev), After: summary(&next)}); err != nil {
+		return err
+	}
+	// An identity that just became active may now need approvals.
+	return e.apply(ctx, tx, id, at)
 }
 
 // MFARevoked records that identity id no longer has any MFA credential

@@ -123,6 +123,7 @@ func (a *App) Open(ctx context.Context) error {
 			{Prefix: "/api/v1/roles", Handler: roles.Handler(roleSet, a.Logger), Scopes: readScopes},
 			{Prefix: "/api/v1/identities", Handler: identityapi.Handler(st, a.Logger), Scopes: readScopes},
 			{Prefix: "/api/v1/identities/:id/mfa", Handler: identityapi.MFAHandler(mfa, a.Logger), Scopes: enrollScopes},
+			{Prefix: identityapi.ApprovalsPrefix, Scopes: []auth.Scope{auth.ScopeApprove}, Handler: identityapi.ApprovalsHandler(st, a.engine, a.Logger)},
 			{Prefix: identityapi.ExceptionsPrefix, Scopes: []auth.Scope{auth.ScopeApprove}, Handler: (&identityapi.Exceptions{
 				Store: st, Engine: a.engine, Max: a.Config.MFA.ExceptionMax.D(), Log: a.Logger}).Handler()},
 		}...),

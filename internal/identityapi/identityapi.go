@@ -72,7 +72,7 @@ type Summary struct {
 // Detail is the body of GET /api/v1/identities/{id}. Times are RFC 3339 in
 // UTC with nanoseconds; optional ones are omitted when unset.
 //
-// Actual and PendingApprovals are placeholders, always {} / []
+// Actual is a placeholder, always {}, until connectors report access
 // / [], until MFA exceptions, connector state and approvals exist; they are
 // in the body now so clients can rely on the keys.
 type Detail struct {
@@ -88,12 +88,12 @@ type Detail struct {
 	Desired json.RawMessage `json:"desired"`
 	// Actual is a placeholder: always {}.
 	Actual json.RawMessage `json:"actual"`
-	// PendingApprovals is a placeholder: always [].
-	PendingApprovals []json.RawMessage `json:"pendingApprovals"`
-	LeaverAt         time.Time         `json:"leaverAt,omitzero"`
-	Created          time.Time         `json:"created"`
-	Updated          time.Time         `json:"updated"`
-	Version          int64             `json:"version"`
+	// PendingApprovals are the identity's approvals still pending.
+	PendingApprovals []ApprovalJSON `json:"pendingApprovals"`
+	LeaverAt         time.Time      `json:"leaverAt,omitzero"`
+	Created          time.Time      `json:"created"`
+	Updated          time.Time      `json:"updated"`
+	Version          int64          `json:"version"`
 }
 
 // MFA is an identity's proven MFA enrollment.
@@ -278,6 +278,7 @@ func (h *handler) detail(r *http.Request) (any, error) {
 	idParam := r.PathValue("id")
 	var id *store.Identity
 	live := []ExceptionJSON{}
+	pending := []ApprovalJSON{}
 	now := time.Now().UTC()
 	err := h.st.View(r.Context(), func(tx store.ReadTx) error {
 		var err error
@@ -285,10 +286,17 @@ func (h *handler) detail(r *http.Request) (any, error) {
 			return err
 		}
 		xs, err := tx.Exceptions(r.Context(), idParam)
+		if err != nil {
+			return err
+		}
 		for _, x := range xs {
 			if x.Live(now) {
 				live = append(live, exceptionJSON(x, now))
 			}
+		}
+		as, err := tx.Approvals(r.Context(), store.ApprovalQuery{State: store.ApprovalPending, IdentityID: idParam})
+		for _, a := range as {
+			pending = append(pending, approvalJSON(a))
 		}
 		return err
 	})
@@ -309,7 +317,7 @@ func (h *handler) detail(r *http.Request) (any, error) {
 		Exceptions:       live,
 		Desired:          desired,
 		Actual:           json.RawMessage(`{}`),
-		PendingApprovals: []json.RawMessage{},
+		PendingApprovals: pending,
 		LeaverAt:         id.LeaverAt.UTC(),
 		Created:          id.Created.UTC(),
 		Updated:          id.Updated.UTC(),
