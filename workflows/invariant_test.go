@@ -21,12 +21,23 @@ import (
 // access, enrollment or live exception, and the audit chain stays intact.
 func TestInvariantNoAccessWithoutMFA(t *testing.T) {
 	t.Parallel()
-	steps := 1500
+	sequences, steps := 6, 600
 	if testing.Short() {
-		steps = 300
+		sequences, steps = 2, 200
 	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d (rerun with the same seed by editing the test)", seed)
+	base := uint64(time.Now().UnixNano())
+	for i := 0; i < sequences; i++ {
+		seed := base + uint64(i)
+		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
+			t.Parallel()
+			invariantSequence(t, seed, steps)
+		})
+	}
+}
+
+// invariantSequence runs one random interleaving; the seed in the subtest
+// name reproduces it.
+func invariantSequence(t *testing.T, seed uint64, steps int) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	e := newEnv(t, testRoles)
 	e.engine.ApprovalTTL = 36 * time.Hour // some requests expire between clock jumps

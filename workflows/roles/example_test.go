@@ -1,7 +1,6 @@
 package roles
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,31 +8,15 @@ import (
 	"github.com/jmlgate/jmlgate/internal/config"
 )
 
-// TestConfigExampleRoles keeps the commented roles in config.example.yaml
-// honest: uncommented, they load and compile, and match who they say.
+// TestConfigExampleRoles keeps the roles in config.example.yaml honest: the
+// file loads, they compile, and they match who they say.
 func TestConfigExampleRoles(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile(filepath.Join("..", "..", "config.example.yaml"))
+	c, err := config.Load(filepath.Join("..", "..", "config.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(data), "\nroles: []\n")
-	if !ok {
-		t.Fatal(`config.example.yaml has no "roles: []" line`)
-	}
-	var b strings.Builder
-	b.WriteString("roles:\n")
-	for _, l := range strings.Split(rest, "\n") {
-		if !strings.HasPrefix(l, "#") {
-			break
-		}
-		b.WriteString(strings.TrimPrefix(l, "#") + "\n")
-	}
-	c, err := config.Parse([]byte(b.String()), nil)
-	if err != nil {
-		t.Fatalf("uncommented example roles:\n%s\n%v", b.String(), err)
-	}
-	if len(c.Roles) != 3 || c.Roles[1].ApprovalsRequired != 2 {
+	if len(c.Roles) != 4 || c.Roles[2].Name != "sre-admin" || c.Roles[2].ApprovalsRequired != 2 || !c.Roles[2].Privileged {
 		t.Fatalf("example roles = %+v", c.Roles)
 	}
 	s, err := Compile(c.Roles)
@@ -50,9 +33,9 @@ func TestConfigExampleRoles(t *testing.T) {
 		u    User
 		want []string
 	}{
-		{"senior SRE", senior, []string{"engineering", "sre-admin"}},
+		{"senior SRE", senior, []string{"employee", "engineering", "sre-admin"}},
 		{"contractor", contractor, []string{"contractors-2026"}},
-		{"nobody", bob(), nil},
+		{"inactive, no attributes", bob(), nil},
 	} {
 		ms, err := s.Evaluate(tt.u)
 		if err != nil {
