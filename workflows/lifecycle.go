@@ -155,7 +155,7 @@ type DesiredAccess struct {
 	Privileged  bool     `json:"privileged"`
 	// Held is true while the grant awaits approval: every role that gives
 	// it is privileged and none of those is approved. Nothing held is sent.
-	Held bool `json:"held,omitempty"`
+	Held bool `json:"held"`
 }
 
 // matches evaluates the roles for a user who is a joiner or employee; none
