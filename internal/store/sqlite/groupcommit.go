@@ -89,6 +89,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 		return
 	}
 	var applied []*writeReq
+	bs := &batchState{}
 	failAll := func(err error) {
 		_ = tx.Rollback()
 		for _, r := range batch {
@@ -106,7 +107,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
 			return
 		}
-		r.run(&writeTx{readTx{tx, s.wcache}})
+		r.run(&writeTx{readTx{tx, s.wcache}, bs})
 		if r.err == nil && !r.panicked {
 			if err := r.ctx.Err(); err != nil {
 				// The caller gave up while fn ran: do not commit its writes.
@@ -114,6 +115,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 			}
 		}
 		if r.err != nil || r.panicked {
+			bs.head = nil // the rolled-back function's records are gone
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
 				// SQLite may have rolled back the whole transaction (an
 				// interrupted statement does): nothing in it can commit.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/store"
 )
 
@@ -163,5 +164,37 @@ func TestCloseFailsPendingWrites(t *testing.T) {
 	}
 	if err := s.Update(t.Context(), createFn("x")); !errors.Is(err, errClosed) {
 		t.Fatalf("Update after Close: %v", err)
+	}
+}
+
+// The batch's cached audit head must not outlive a rolled-back function:
+// the next append links to the last record that will commit.
+func TestBatchAuditHeadAcrossRollback(t *testing.T) {
+	t.Parallel()
+	s := openInternal(t)
+	at := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	appendFn := func(action string, fail bool) func(store.Tx) error {
+		return func(tx store.Tx) error {
+			if _, err := audit.Append(context.Background(), tx, at, audit.Entry{Actor: "t", Action: action}); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		}
+	}
+	for round := 0; round < 2; round++ { // second round starts from a committed head
+		batch := []*writeReq{
+			req(context.Background(), appendFn("a", false)),
+			req(context.Background(), appendFn("b", true)),
+			req(context.Background(), appendFn("c", false)),
+			req(context.Background(), appendFn("d", true)),
+		}
+		s.runBatch(batch)
+	}
+	n, err := audit.VerifyStore(context.Background(), s)
+	if err != nil || n != 4 {
+		t.Fatalf("chain after rolled-back appends: %d records, %v", n, err)
 	}
 }

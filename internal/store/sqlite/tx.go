@@ -23,7 +23,28 @@ type readTx struct {
 }
 
 // writeTx implements store.Tx on the writer's transaction.
-type writeTx struct{ readTx }
+type writeTx struct {
+	readTx
+	batch *batchState // shared by the functions of one group-commit batch
+}
+
+// batchState caches what one batch's functions would otherwise re-read.
+type batchState struct {
+	// head is the last audit record appended in this batch; nil when
+	// unknown (start of batch, or after a savepoint rolled back).
+	head *store.AuditRecord
+}
+
+// AuditHead implements store.ReadTx, answering from the batch's cache when
+// a record was appended in it: every write appends one, so this saves a
+// query per write.
+func (t *writeTx) AuditHead(ctx context.Context) (*store.AuditRecord, error) {
+	if t.batch != nil && t.batch.head != nil {
+		h := *t.batch.head
+		return &h, nil
+	}
+	return t.readTx.AuditHead(ctx)
+}
 
 var (
 	_ store.ReadTx = (*readTx)(nil)
@@ -766,6 +787,10 @@ func (t *writeTx) AppendAudit(ctx context.Context, rec *store.AuditRecord) error
 	_, err = t.exec(ctx, `INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rec.Seq, ts, rec.Actor, rec.Action, rec.ResourceType, rec.ResourceID, rec.RequestID,
 		rec.BeforeDigest, rec.AfterDigest, blob(rec.PrevHash), blob(rec.Hash))
+	if err == nil && t.batch != nil {
+		h := *rec
+		t.batch.head = &h
+	}
 	if isConflict(err) {
 		return fmt.Errorf("sqlite: append audit %d: sequence taken: %w", rec.Seq, store.ErrConflict)
 	}
