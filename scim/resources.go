@@ -158,11 +158,11 @@ func (s *Server) create(ctx context.Context, rt *schema.ResourceType, body map[s
 		}); err != nil {
 			return err
 		}
-		affected := userIDs(members)
-		if rt.Name == store.TypeUser {
-			affected = []string{res.ID}
-		}
-		if err := s.usersChanged(ctx, tx, affected...); err != nil {
+		if rt.Name == store.TypeUser && s.cfg.Lifecycle != nil {
+			if err := s.cfg.Lifecycle.UserCreated(ctx, tx, res.ID, data); err != nil {
+				return err
+			}
+		} else if err := s.usersChanged(ctx, tx, userIDs(members)...); err != nil {
 			return err
 		}
 		if w.members && len(members) > 0 {

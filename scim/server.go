@@ -50,7 +50,11 @@ type Config struct {
 
 // Lifecycle is the hook the lifecycle engine implements.
 type Lifecycle interface {
+	// UserChanged re-reads the user (or its absence) through tx.
 	UserChanged(ctx context.Context, tx store.Tx, userID string) error
+	// UserCreated is told about a user created in tx, with its stored
+	// document, so nothing needs re-reading.
+	UserCreated(ctx context.Context, tx store.Tx, userID string, doc map[string]any) error
 }
 
 // Server serves /scim/v2. Safe for concurrent use.

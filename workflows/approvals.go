@@ -83,11 +83,7 @@ func orEmpty(b []byte) []byte {
 // whose identity is no longer active. A rejection or expiry stands while the
 // role keeps applying; once the role stops applying, that episode is closed
 // and a later match asks again. It returns the privileged roles approved.
-func (e *Engine) syncApprovals(ctx context.Context, tx store.Tx, id, state string, matches []roles.Match, now time.Time) (map[string]bool, error) {
-	all, err := tx.Approvals(ctx, store.ApprovalQuery{IdentityID: id})
-	if err != nil {
-		return nil, err
-	}
+func (e *Engine) syncApprovals(ctx context.Context, tx store.Tx, id, state string, matches []roles.Match, all []*store.Approval, now time.Time) (map[string]bool, error) {
 	wanted := map[string]roles.Match{}
 	if state == store.StateActive {
 		for _, m := range matches {

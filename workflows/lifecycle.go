@@ -218,10 +218,8 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 			return fmt.Errorf("lifecycle: user %q: %w", id, err)
 		}
 	}
-	in := inputs{}
 	var groups []string
 	if doc != nil {
-		in = userInputs(doc)
 		gs, err := tx.GroupsOf(ctx, id)
 		if err != nil {
 			return err
@@ -231,13 +229,34 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		}
 		sort.Strings(groups)
 	}
-	prevState := ""
-	if prev != nil {
-		prevState = prev.State
-	}
 	exceptions, err := tx.Exceptions(ctx, id)
 	if err != nil {
 		return err
+	}
+	approvals, err := tx.Approvals(ctx, store.ApprovalQuery{IdentityID: id})
+	if err != nil {
+		return err
+	}
+	return e.evaluate(ctx, tx, id, now, prev, doc, groups, exceptions, approvals)
+}
+
+// UserCreated is UserChanged for a user created in this transaction, with
+// its normalized document: a new id has no identity, exceptions, approvals
+// or memberships yet, so nothing needs reading.
+func (e *Engine) UserCreated(ctx context.Context, tx store.Tx, id string, doc map[string]any) error {
+	return e.evaluate(ctx, tx, id, e.Now().UTC(), nil, doc, nil, nil, nil)
+}
+
+// evaluate applies the rules to what apply or UserCreated gathered.
+func (e *Engine) evaluate(ctx context.Context, tx store.Tx, id string, now time.Time, prev *store.Identity,
+	doc map[string]any, groups []string, exceptions []*store.Exception, approvals []*store.Approval) error {
+	in := inputs{}
+	if doc != nil {
+		in = userInputs(doc)
+	}
+	prevState := ""
+	if prev != nil {
+		prevState = prev.State
 	}
 	live := liveException(exceptions, now)
 	state, event := transition(prevState, in, now)
@@ -276,7 +295,7 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		(next.NextCheck.IsZero() || live.ExpiresAt.Before(next.NextCheck)) {
 		next.NextCheck = live.ExpiresAt // re-evaluate when the exception lapses
 	}
-	approved, err := e.syncApprovals(ctx, tx, id, next.State, ms, now)
+	approved, err := e.syncApprovals(ctx, tx, id, next.State, ms, approvals, now)
 	if err != nil {
 		return err
 	}
