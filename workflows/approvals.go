@@ -177,7 +177,7 @@ func (e *Engine) Decide(ctx context.Context, tx store.Tx, approvalID, approver, 
 	if idn.State != store.StateActive {
 		return nil, fmt.Errorf("%w: it is %s", ErrIdentityNotActive, idn.State)
 	}
-	if isSubject(ctx, tx, idn, approver) {
+	if IsSubject(ctx, tx, idn, approver) {
 		return nil, ErrSelfApproval
 	}
 	for _, d := range decisions(a) {
@@ -212,9 +212,10 @@ func (e *Engine) Decide(ctx context.Context, tx store.Tx, approvalID, approver, 
 	return next, e.apply(ctx, tx, a.IdentityID, now)
 }
 
-// isSubject reports whether approver names the identity (a token name or
-// "jwt:<sub>" against userName and emails, case-insensitively).
-func isSubject(ctx context.Context, tx store.ReadTx, idn *store.Identity, approver string) bool {
+// IsSubject reports whether a caller names the identity itself (a token
+// name or "jwt:<sub>" against its userName and emails, case-insensitively):
+// the separation-of-duties test for approvals and MFA exceptions.
+func IsSubject(ctx context.Context, tx store.ReadTx, idn *store.Identity, approver string) bool {
 	who := strings.ToLower(strings.TrimPrefix(approver, "jwt:"))
 	names := []string{idn.UserName}
 	if res, err := tx.GetResource(ctx, store.TypeUser, idn.ID); err == nil {

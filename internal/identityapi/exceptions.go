@@ -169,7 +169,6 @@ func (x *Exceptions) create(r *http.Request) (any, error) {
 // own subject (403): the caller's name (a token name, or the JWT subject)
 // must not be the identity's userName or one of its emails.
 func (x *Exceptions) separate(ctx context.Context, tx store.Tx, identity, actor string) error {
-	who := strings.ToLower(strings.TrimPrefix(actor, "jwt:"))
 	idn, err := tx.GetIdentity(ctx, identity)
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, CodeNotFound, "no identity %q", identity)
@@ -180,23 +179,8 @@ func (x *Exceptions) separate(ctx context.Context, tx store.Tx, identity, actor 
 	if idn.State == store.StateTerminated || idn.State == store.StateDeleted {
 		return errorf(http.StatusConflict, "conflict", "identity %q is %s: leavers get no MFA exception", identity, idn.State)
 	}
-	names := []string{idn.UserName}
-	if res, err := tx.GetResource(ctx, store.TypeUser, identity); err == nil {
-		var doc struct {
-			Emails []struct {
-				Value string `json:"value"`
-			} `json:"emails"`
-		}
-		if json.Unmarshal(res.Data, &doc) == nil {
-			for _, e := range doc.Emails {
-				names = append(names, e.Value)
-			}
-		}
-	}
-	for _, n := range names {
-		if n != "" && strings.ToLower(n) == who {
-			return errorf(http.StatusForbidden, "forbidden", "an MFA exception cannot be granted by its own subject")
-		}
+	if workflows.IsSubject(ctx, tx, idn, actor) {
+		return errorf(http.StatusForbidden, "forbidden", "an MFA exception cannot be granted by its own subject")
 	}
 	return nil
 }
