@@ -9,9 +9,10 @@
 // which a scheduler calls at least once a minute and once at start-up, so
 // whatever fell due while the gateway was down is caught up.
 //
-// The MFA gate: nothing here ever makes an identity active. Only proven MFA
-// enrollment (or an approved exception) will, and until then desired access
-// is computed and recorded but nothing is granted.
+// The MFA gate: an identity is active only while it has proven MFA
+// enrollment (MFAProven) or a live MFA exception; evaluate opens and closes
+// the gate on exactly those two facts. Until then desired access is computed
+// and recorded, but nothing is granted.
 package workflows
 
 import (

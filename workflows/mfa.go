@@ -225,8 +225,8 @@ func allDigits(s string) bool {
 }
 
 // MFAProven records proven MFA enrollment by method for identity id inside
-// tx; an awaiting_mfa identity becomes active ("lifecycle.activate"). It is
-// the only transition into active.
+// tx; an awaiting_mfa identity becomes active ("lifecycle.activate"). Proven
+// MFA and a live exception are the only ways into active.
 func (e *Engine) MFAProven(ctx context.Context, tx store.Tx, id, method string, at time.Time) error {
 	prev, err := tx.GetIdentity(ctx, id)
 	if err != nil {
