@@ -41,25 +41,11 @@ func nextApproval(a *store.Approval) *store.Approval {
 
 func putApprovals(t *testing.T, s store.Store, as ...*store.Approval) {
 	t.Helper()
-	update(t, s, func(tx store.Tx) error {
-		for _, a := range as {
-			if err := tx.PutApproval(t.Context(), a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	putAll(t, s, store.Tx.PutApproval, as...)
 }
 
 func getApproval(t *testing.T, s store.Store, id string) (*store.Approval, error) {
-	t.Helper()
-	var got *store.Approval
-	err := s.View(t.Context(), func(tx store.ReadTx) error {
-		var err error
-		got, err = tx.GetApproval(t.Context(), id)
-		return err
-	})
-	return got, err
+	return read(t, s, func(tx store.ReadTx) (*store.Approval, error) { return tx.GetApproval(t.Context(), id) })
 }
 
 func wantApproval(t *testing.T, s store.Store, want *store.Approval) {
@@ -83,13 +69,7 @@ func wantNoApproval(t *testing.T, s store.Store, id string) {
 // listApprovals returns the committed Approvals(q).
 func listApprovals(t *testing.T, s store.Store, q store.ApprovalQuery) []*store.Approval {
 	t.Helper()
-	var out []*store.Approval
-	view(t, s, func(tx store.ReadTx) error {
-		var err error
-		out, err = tx.Approvals(t.Context(), q)
-		return err
-	})
-	return out
+	return mustRead(t, s, func(tx store.ReadTx) ([]*store.Approval, error) { return tx.Approvals(t.Context(), q) })
 }
 
 func approvalIDs(as []*store.Approval) []string {

@@ -30,25 +30,11 @@ func exception(id, identityID string) *store.Exception {
 
 func createExceptions(t *testing.T, s store.Store, es ...*store.Exception) {
 	t.Helper()
-	update(t, s, func(tx store.Tx) error {
-		for _, e := range es {
-			if err := tx.CreateException(t.Context(), e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	putAll(t, s, store.Tx.CreateException, es...)
 }
 
 func getException(t *testing.T, s store.Store, id string) (*store.Exception, error) {
-	t.Helper()
-	var got *store.Exception
-	err := s.View(t.Context(), func(tx store.ReadTx) error {
-		var err error
-		got, err = tx.GetException(t.Context(), id)
-		return err
-	})
-	return got, err
+	return read(t, s, func(tx store.ReadTx) (*store.Exception, error) { return tx.GetException(t.Context(), id) })
 }
 
 func mustGetException(t *testing.T, s store.Store, id string) *store.Exception {
@@ -77,13 +63,7 @@ func wantNoException(t *testing.T, s store.Store, id string) {
 // listExceptions returns the committed Exceptions(identityID).
 func listExceptions(t *testing.T, s store.Store, identityID string) []*store.Exception {
 	t.Helper()
-	var out []*store.Exception
-	view(t, s, func(tx store.ReadTx) error {
-		var err error
-		out, err = tx.Exceptions(t.Context(), identityID)
-		return err
-	})
-	return out
+	return mustRead(t, s, func(tx store.ReadTx) ([]*store.Exception, error) { return tx.Exceptions(t.Context(), identityID) })
 }
 
 func exceptionIDs(es []*store.Exception) []string {

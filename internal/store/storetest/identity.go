@@ -35,25 +35,11 @@ func nextIdentity(id *store.Identity) *store.Identity {
 
 func putIdentities(t *testing.T, s store.Store, ids ...*store.Identity) {
 	t.Helper()
-	update(t, s, func(tx store.Tx) error {
-		for _, id := range ids {
-			if err := tx.PutIdentity(t.Context(), id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	putAll(t, s, store.Tx.PutIdentity, ids...)
 }
 
 func getIdentity(t *testing.T, s store.Store, id string) (*store.Identity, error) {
-	t.Helper()
-	var got *store.Identity
-	err := s.View(t.Context(), func(tx store.ReadTx) error {
-		var err error
-		got, err = tx.GetIdentity(t.Context(), id)
-		return err
-	})
-	return got, err
+	return read(t, s, func(tx store.ReadTx) (*store.Identity, error) { return tx.GetIdentity(t.Context(), id) })
 }
 
 func wantIdentity(t *testing.T, s store.Store, want *store.Identity) {

@@ -138,6 +138,41 @@ func view(t *testing.T, s store.Store, fn func(store.ReadTx) error) {
 	}
 }
 
+// putAll writes each v with put (a store.Tx method expression such as
+// store.Tx.PutIdentity) in one committed Update.
+func putAll[T any](t *testing.T, s store.Store, put func(store.Tx, context.Context, T) error, vs ...T) {
+	t.Helper()
+	update(t, s, func(tx store.Tx) error {
+		for _, v := range vs {
+			if err := put(tx, t.Context(), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// read returns what get reads in a View, and its error.
+func read[T any](t *testing.T, s store.Store, get func(store.ReadTx) (T, error)) (T, error) {
+	var got T
+	err := s.View(t.Context(), func(tx store.ReadTx) error {
+		var err error
+		got, err = get(tx)
+		return err
+	})
+	return got, err
+}
+
+// mustRead is read for reads that must succeed.
+func mustRead[T any](t *testing.T, s store.Store, get func(store.ReadTx) (T, error)) T {
+	t.Helper()
+	got, err := read(t, s, get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func create(t *testing.T, s store.Store, rs ...*store.Resource) {
 	t.Helper()
 	update(t, s, func(tx store.Tx) error {

@@ -32,25 +32,11 @@ func nextTOTP(e *store.TOTPEnrollment) *store.TOTPEnrollment {
 
 func putTOTPs(t *testing.T, s store.Store, es ...*store.TOTPEnrollment) {
 	t.Helper()
-	update(t, s, func(tx store.Tx) error {
-		for _, e := range es {
-			if err := tx.PutTOTP(t.Context(), e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	putAll(t, s, store.Tx.PutTOTP, es...)
 }
 
 func getTOTP(t *testing.T, s store.Store, id string) (*store.TOTPEnrollment, error) {
-	t.Helper()
-	var got *store.TOTPEnrollment
-	err := s.View(t.Context(), func(tx store.ReadTx) error {
-		var err error
-		got, err = tx.GetTOTP(t.Context(), id)
-		return err
-	})
-	return got, err
+	return read(t, s, func(tx store.ReadTx) (*store.TOTPEnrollment, error) { return tx.GetTOTP(t.Context(), id) })
 }
 
 func wantTOTP(t *testing.T, s store.Store, want *store.TOTPEnrollment) {
