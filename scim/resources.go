@@ -29,11 +29,20 @@ type result struct {
 	status int
 }
 
-// newID returns a random RFC 4122 version 4 UUID.
-func newID() string {
+// newID returns an RFC 9562 version 7 UUID: 48 bits of Unix milliseconds,
+// then 74 random bits. Ids stay unguessable, and because they grow with
+// time, every index keyed by id (resources, identities, audit by resource)
+// takes a new resource at its right-hand edge instead of on a random page:
+// a create dirties a few hot pages rather than one cold page per index.
+func newID() string { return uuid7(time.Now()) }
+
+func uuid7(t time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
+	_, _ = rand.Read(b[6:])
+	ms := uint64(t.UnixMilli())
+	b[0], b[1], b[2] = byte(ms>>40), byte(ms>>32), byte(ms>>24)
+	b[3], b[4], b[5] = byte(ms>>16), byte(ms>>8), byte(ms)
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
@@ -313,7 +322,11 @@ func (s *Server) modify(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 			var affected []string
 			switch {
 			case rt.Name == store.TypeUser:
-				affected = []string{id}
+				if s.cfg.Lifecycle != nil {
+					if err := s.cfg.Lifecycle.UserUpdated(ctx, tx, id, doc); err != nil {
+						return err
+					}
+				}
 			case name != res.Name:
 				// Roles see group names: a rename concerns every member.
 				affected = userIDs(c.members, members)

@@ -55,6 +55,9 @@ type Lifecycle interface {
 	// UserCreated is told about a user created in tx, with its stored
 	// document, so nothing needs re-reading.
 	UserCreated(ctx context.Context, tx store.Tx, userID string, doc map[string]any) error
+	// UserUpdated is told about a user replaced or patched in tx, with
+	// its new stored document, so the user need not be re-read.
+	UserUpdated(ctx context.Context, tx store.Tx, userID string, doc map[string]any) error
 }
 
 // Server serves /scim/v2. Safe for concurrent use.

@@ -325,7 +325,7 @@ func clockAt(n int) string {
 	return srvEpoch.Add(time.Duration(n) * time.Second).Format(time.RFC3339Nano)
 }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 func TestServerCreateUser(t *testing.T) {
 	t.Parallel()
@@ -343,7 +343,7 @@ func TestServerCreateUser(t *testing.T) {
 		}
 		id := idOf(r.Body)
 		if !uuidRE.MatchString(id) {
-			t.Errorf("id %q is not a v4 UUID", id)
+			t.Errorf("id %q is not a v7 UUID", id)
 		}
 		loc := metaOf(r.Body, "location")
 		if want := env.base + "/Users/" + id; loc != want {

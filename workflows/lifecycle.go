@@ -196,20 +196,17 @@ func (e *Engine) UserChanged(ctx context.Context, tx store.Tx, id string) error 
 	return e.apply(ctx, tx, id, e.Now().UTC())
 }
 
+// UserUpdated is UserChanged for a user replaced or patched in this
+// transaction, with its new normalized document, which is not re-read.
+func (e *Engine) UserUpdated(ctx context.Context, tx store.Tx, id string, doc map[string]any) error {
+	return e.applyDoc(ctx, tx, id, e.Now().UTC(), doc)
+}
+
 func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Time) error {
-	prev, err := tx.GetIdentity(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		prev = nil
-	} else if err != nil {
-		return err
-	}
 	var doc map[string]any
 	res, err := tx.GetResource(ctx, store.TypeUser, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if prev == nil {
-			return nil // never an identity
-		}
 	case err != nil:
 		return err
 	default:
@@ -218,6 +215,21 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 		if err := d.Decode(&doc); err != nil {
 			return fmt.Errorf("lifecycle: user %q: %w", id, err)
 		}
+	}
+	return e.applyDoc(ctx, tx, id, now, doc)
+}
+
+// applyDoc is apply once the user's document (nil: the user is gone) is
+// known.
+func (e *Engine) applyDoc(ctx context.Context, tx store.Tx, id string, now time.Time, doc map[string]any) error {
+	prev, err := tx.GetIdentity(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		if doc == nil {
+			return nil // never an identity
+		}
+		prev = nil
+	} else if err != nil {
+		return err
 	}
 	var groups []string
 	if doc != nil {

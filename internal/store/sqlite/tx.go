@@ -635,31 +635,42 @@ func (t *writeTx) UpdateResource(ctx context.Context, r *store.Resource) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, err)
 	}
-	res, err := t.exec(ctx, `
-		UPDATE resources SET external_id = ?, name = ?, name_key = ?, user_key = ?, display = ?, display_key = ?,
-			version = ?, created = ?, modified = ?, data = ?
-		WHERE type = ? AND id = ? AND version = ?`,
-		append(args, r.Type, r.ID, r.Version-1)...)
-	if isConflict(err) {
-		return fmt.Errorf("sqlite: update %s %q: %s %q already taken: %w", r.Type, r.ID, nameField(r.Type), r.Name, store.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, err)
-	} else if n == 1 {
-		return nil
-	}
-	var stored int64
-	err = t.queryRow(ctx, `SELECT version FROM resources WHERE type = ? AND id = ?`, r.Type, r.ID).Scan(&stored)
+	var (
+		seq, stored int64
+		name        string
+		external    sql.NullString
+	)
+	err = t.queryRow(ctx, `SELECT seq, version, name, external_id FROM resources WHERE type = ? AND id = ?`,
+		r.Type, r.ID).Scan(&seq, &stored, &name, &external)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, store.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, err)
 	}
-	return fmt.Errorf("sqlite: update %s %q: stored version is %d, not %d: %w", r.Type, r.ID, stored, r.Version-1, store.ErrConflict)
+	if stored != r.Version-1 {
+		return fmt.Errorf("sqlite: update %s %q: stored version is %d, not %d: %w", r.Type, r.ID, stored, r.Version-1, store.ErrConflict)
+	}
+	// Most updates (a title, a department, an address) leave the name and
+	// externalId alone. Leaving those columns out of the SET list lets
+	// SQLite skip the three indexes built on them, which on a large
+	// directory means three fewer cold pages read and written per write.
+	if name == r.Name && external == nullString(r.ExternalID) {
+		_, err = t.exec(ctx, `UPDATE resources SET display = ?, display_key = ?, version = ?, created = ?, modified = ?, data = ?
+			WHERE seq = ?`, append(args[4:], seq)...)
+	} else {
+		_, err = t.exec(ctx, `
+			UPDATE resources SET external_id = ?, name = ?, name_key = ?, user_key = ?, display = ?, display_key = ?,
+				version = ?, created = ?, modified = ?, data = ?
+			WHERE seq = ?`, append(args, seq)...)
+	}
+	if isConflict(err) {
+		return fmt.Errorf("sqlite: update %s %q: %s %q already taken: %w", r.Type, r.ID, nameField(r.Type), r.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: update %s %q: %w", r.Type, r.ID, err)
+	}
+	return nil
 }
 
 // DeleteResource implements store.Tx. Memberships go with the resource

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NameReuse", testNameReuse},
 		{"GroupNamesNotUnique", testGroupNamesNotUnique},
 		{"ListResources", testListResources},
+		{"UpdateKeepsIndexes", testUpdateKeepsIndexes},
 		{"ScanResources", testScanResources},
 		{"Members", testMembers},
 		{"GroupsOfEach", testGroupsOfEach},
@@ -432,6 +433,82 @@ func testGroupNamesNotUnique(t *testing.T, s store.Store) {
 		}
 		return nil
 	})
+}
+
+// testUpdateKeepsIndexes checks that every indexed lookup and sort follows
+// an update, whichever columns it changes: an engine may skip index work
+// for columns an update leaves alone, and must not skip it for the rest.
+func testUpdateKeepsIndexes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := user("u1", "Alice")
+	u.ExternalID, u.Display = "e1", "Zed"
+	other := user("u2", "bob")
+	other.ExternalID, other.Display = "e2", "Mid"
+	create(t, s, u, other)
+	lookup := func(attr store.IndexAttr, value string) []string {
+		var out []string
+		view(t, s, func(tx store.ReadTx) error {
+			got, _, err := tx.ListResources(ctx, store.ListQuery{Type: store.TypeUser, IndexAttr: attr, IndexValue: value, Limit: -1})
+			out = ids(got)
+			return err
+		})
+		return out
+	}
+	byDisplay := func() []string {
+		var out []string
+		view(t, s, func(tx store.ReadTx) error {
+			got, _, err := tx.ListResources(ctx, store.ListQuery{Type: store.TypeUser, Sort: store.SortDisplay, Limit: -1})
+			out = ids(got)
+			return err
+		})
+		return out
+	}
+	steps := []struct {
+		name              string
+		edit              func(r *store.Resource)
+		name1, ext1, gone string // lookups that must find u1; one that must not
+		display           []string
+	}{
+		{"display only", func(r *store.Resource) { r.Display = "Aaron" }, "alice", "e1", "", []string{"u1", "u2"}},
+		{"externalId only", func(r *store.Resource) { r.ExternalID = "e9" }, "alice", "e9", "e1", []string{"u1", "u2"}},
+		{"name case only", func(r *store.Resource) { r.Name = "ALICE" }, "Alice", "e9", "", []string{"u1", "u2"}},
+		{"rename", func(r *store.Resource) { r.Name = "carol" }, "carol", "e9", "alice", []string{"u1", "u2"}},
+		{"display and externalId removed", func(r *store.Resource) { r.Display, r.ExternalID = "Zz", "" }, "carol", "", "e9", []string{"u2", "u1"}},
+	}
+	cur := u
+	for _, st := range steps {
+		upd := next(cur)
+		st.edit(upd)
+		update(t, s, func(tx store.Tx) error { return tx.UpdateResource(ctx, upd) })
+		wantResource(t, mustGet(t, s, store.TypeUser, "u1"), upd)
+		if got := lookup(store.IndexName, st.name1); !slices.Equal(got, []string{"u1"}) {
+			t.Errorf("%s: userName %q finds %v, want [u1]", st.name, st.name1, got)
+		}
+		if st.ext1 != "" {
+			if got := lookup(store.IndexExternalID, st.ext1); !slices.Equal(got, []string{"u1"}) {
+				t.Errorf("%s: externalId %q finds %v, want [u1]", st.name, st.ext1, got)
+			}
+		}
+		if st.gone != "" {
+			if got := lookup(store.IndexName, st.gone); len(got) != 0 {
+				t.Errorf("%s: old userName %q still finds %v", st.name, st.gone, got)
+			}
+			if got := lookup(store.IndexExternalID, st.gone); len(got) != 0 {
+				t.Errorf("%s: old externalId %q still finds %v", st.name, st.gone, got)
+			}
+		}
+		if got := byDisplay(); !slices.Equal(got, st.display) {
+			t.Errorf("%s: sorted by display = %v, want %v", st.name, got, st.display)
+		}
+		cur = upd
+	}
+	// The name freed by the rename is free; bob's is still taken.
+	create(t, s, user("u3", "alice"))
+	taken := next(cur)
+	taken.Name = "BOB"
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.UpdateResource(ctx, taken) }); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("rename onto a taken userName: err = %v, want ErrConflict", err)
+	}
 }
 
 func testListResources(t *testing.T, s store.Store) {
