@@ -1,0 +1,308 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jmlgate/jmlgate/connectors"
+)
+
+// Defaults of NewConfig.
+const (
+	DefaultRolePrefix     = "jml_"
+	DefaultMaxConns       = 4
+	DefaultConnectTimeout = 10 * time.Second
+
+	maxRolePrefix     = 32
+	maxMaxConns       = 100
+	maxConnectTimeout = 5 * time.Minute
+)
+
+// Config is the `connectors[i].config` section of a PostgreSQL target:
+//
+//	dsn: postgres://jmlgate:...@db.example.com:5432/app?sslmode=verify-full  # required; URL or key=value
+//	role_prefix: jml_          # every role this connector creates starts with it
+//	allowed_groups: [app_read, app_write]  # if set, the only entitlements Grant accepts
+//	shared_accounts: [app_reporting]       # roles whose password RotateSecret may set
+//	max_conns: 4
+//	connect_timeout: 10s
+//
+// dsn is a Secret: it never prints, logs or marshals, and no error message
+// of this package contains it or the password it holds (nor a password pgx
+// found in PGPASSWORD or a passfile). The role it names needs CREATEROLE;
+// on PostgreSQL 16 and later also ADMIN OPTION on every group role it
+// grants and every shared account (it has that on the roles it creates);
+// for RevokeSessions, membership in pg_signal_backend. It need not be a
+// superuser, and should not be.
+//
+// role_prefix is the connector's namespace: it manages only roles whose name
+// starts with it and whose comment carries the jmlgate marker. It must be
+// 1 to 32 bytes of [a-z0-9_], start with a letter or underscore, and not
+// start with "pg_" (PostgreSQL reserves those names). Two connectors on one
+// cluster need different prefixes.
+//
+// allowed_groups and shared_accounts hold role names exactly as PostgreSQL
+// stores them (case matters).
+type Config struct {
+	DSN            Secret   `yaml:"dsn"`
+	RolePrefix     string   `yaml:"role_prefix"`
+	AllowedGroups  []string `yaml:"allowed_groups"`
+	SharedAccounts []string `yaml:"shared_accounts"`
+	MaxConns       int      `yaml:"max_conns"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+}
+
+// NewConfig returns a Config with the defaults filled in. It is the
+// connectors.Factory of the "postgres" connector type.
+func NewConfig() connectors.Config {
+	return &Config{
+		RolePrefix:     DefaultRolePrefix,
+		MaxConns:       DefaultMaxConns,
+		ConnectTimeout: Duration(DefaultConnectTimeout),
+	}
+}
+
+var _ connectors.Factory = NewConfig
+
+// Open validates every field, reporting all problems at once (each message
+// starts with its yaml key), and builds the connector. It parses the DSN
+// (pgx may read PGPASSWORD, a passfile or a service file, as libpq does)
+// but opens no connection: the pool connects on first use, so a database
+// that is down at start-up surfaces as retryable delivery errors. log may
+// be nil. The returned *Conn holds a pool: call Close on shutdown.
+func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	var poolConf *pgxpool.Config
+	switch {
+	case c.DSN == "":
+		bad("dsn: required")
+	case strings.IndexByte(string(c.DSN), 0) >= 0:
+		bad("dsn: must not contain NUL bytes")
+	default:
+		var err error
+		// pgx redacts passwords from parse errors on a best-effort basis
+		// only (a malformed string has ambiguous boundaries), so none of
+		// its message is repeated here.
+		if poolConf, err = pgxpool.ParseConfig(string(c.DSN)); err != nil {
+			poolConf = nil
+			bad("dsn: cannot be parsed as a PostgreSQL URL or key=value connection string (details withheld: they could contain the password)")
+		}
+	}
+	if err := checkPrefix(c.RolePrefix); err != nil {
+		bad("role_prefix: %v", err)
+	}
+	for i, g := range c.AllowedGroups {
+		if err := checkRoleName(g); err != nil {
+			bad("allowed_groups[%d]: %v", i, err)
+		} else if slices.Index(c.AllowedGroups, g) < i {
+			bad("allowed_groups[%d]: %q is listed twice", i, g)
+		}
+	}
+	for i, a := range c.SharedAccounts {
+		switch err := checkRoleName(a); {
+		case err != nil:
+			bad("shared_accounts[%d]: %v", i, err)
+		case slices.Index(c.SharedAccounts, a) < i:
+			bad("shared_accounts[%d]: %q is listed twice", i, a)
+		case c.RolePrefix != "" && strings.HasPrefix(a, c.RolePrefix):
+			bad("shared_accounts[%d]: %q starts with role_prefix %q: that namespace holds personal accounts", i, a, c.RolePrefix)
+		}
+	}
+	if c.MaxConns < 1 || c.MaxConns > maxMaxConns {
+		bad("max_conns: must be between 1 and %d, got %d", maxMaxConns, c.MaxConns)
+	}
+	if d := time.Duration(c.ConnectTimeout); d < time.Millisecond || d > maxConnectTimeout {
+		bad("connect_timeout: must be between 1ms and %v, got %v", maxConnectTimeout, d)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	poolConf.MaxConns = int32(c.MaxConns)
+	poolConf.MinConns = 0 // no connection before first use
+	poolConf.MinIdleConns = 0
+	cc := poolConf.ConnConfig
+	cc.ConnectTimeout = time.Duration(c.ConnectTimeout)
+	if _, set := cc.RuntimeParams["application_name"]; !set {
+		cc.RuntimeParams["application_name"] = "jmlgate"
+	}
+	// A context that ends mid-statement cuts the connection at once; pgx
+	// then sends the server a cancel request as it closes it, so a backend
+	// waiting on a catalog lock does not keep its transaction open.
+
+	red := newRedactor(string(c.DSN), cc.Password)
+	pool, err := pgxpool.NewWithConfig(context.Background(), poolConf)
+	if err != nil {
+		return nil, errors.New(red.apply("dsn: " + err.Error()))
+	}
+	conn := &Conn{
+		name:     name,
+		log:      log,
+		pool:     pool,
+		prefix:   c.RolePrefix,
+		allowed:  setOf(c.AllowedGroups),
+		shared:   setOf(c.SharedAccounts),
+		redact:   red,
+		pageSize: listPage,
+	}
+	return conn, nil
+}
+
+func setOf(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+// checkPrefix accepts what keeps every derived role name an ordinary,
+// unreserved lower-case identifier.
+func checkPrefix(p string) error {
+	switch {
+	case p == "":
+		return errors.New("required (it is the namespace of the roles this connector manages)")
+	case len(p) > maxRolePrefix:
+		return fmt.Errorf("must be at most %d bytes, got %d", maxRolePrefix, len(p))
+	case strings.HasPrefix(p, "pg_"):
+		return errors.New(`must not start with "pg_" (reserved by PostgreSQL)`)
+	case p[0] >= '0' && p[0] <= '9':
+		return errors.New("must start with a letter or underscore")
+	}
+	for i := 0; i < len(p); i++ {
+		if !isNameByte(p[i]) {
+			return fmt.Errorf("%q: only a-z, 0-9 and _ are allowed", p)
+		}
+	}
+	return nil
+}
+
+// checkRoleName accepts a role name PostgreSQL stores as written: 1 to 63
+// bytes of UTF-8 without NUL (longer names would be silently truncated).
+func checkRoleName(n string) error {
+	switch {
+	case n == "":
+		return errors.New("empty role name")
+	case len(n) > maxIdentifier:
+		return fmt.Errorf("role name of %d bytes: PostgreSQL allows at most %d", len(n), maxIdentifier)
+	case !utf8.ValidString(n):
+		return errors.New("role name is not valid UTF-8")
+	case strings.IndexByte(n, 0) >= 0:
+		return errors.New("role name contains a NUL byte")
+	}
+	return nil
+}
+
+// redactor removes the DSN and its password from error messages. pgx keeps
+// passwords out of its own messages; this is the second line of defence
+// (a server or a proxy could echo what it received).
+type redactor struct{ secrets []string }
+
+func newRedactor(dsn, password string) *redactor {
+	r := &redactor{}
+	userinfo := strings.TrimPrefix(url.UserPassword("u", password).String(), "u:")
+	for _, s := range []string{dsn, password, url.QueryEscape(password), url.PathEscape(password), userinfo} {
+		if s != "" && !slices.Contains(r.secrets, s) {
+			r.secrets = append(r.secrets, s)
+		}
+	}
+	// Longest first, so the DSN goes as a whole before its password.
+	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
+	return r
+}
+
+func (r *redactor) apply(msg string) string {
+	if r == nil {
+		return msg
+	}
+	for _, s := range r.secrets {
+		msg = strings.ReplaceAll(msg, s, redacted)
+	}
+	return msg
+}
+
+// Secret is a configuration value that must not leak: fmt (every verb),
+// slog, JSON and YAML marshalling all show "[redacted]" (or "" when it is
+// empty). Use string(s) to get the value.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (s Secret) show() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// String returns "[redacted]".
+func (s Secret) String() string { return s.show() }
+
+// GoString returns "[redacted]" quoted, for %#v.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.show()) }
+
+// Format prints "[redacted]" whatever the verb.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' || (verb == 'v' && f.Flag('#')) {
+		fmt.Fprintf(f, "%q", s.show())
+		return
+	}
+	fmt.Fprint(f, s.show())
+}
+
+// LogValue keeps the value out of slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.show()) }
+
+// MarshalJSON writes "[redacted]".
+func (s Secret) MarshalJSON() ([]byte, error) { return fmt.Appendf(nil, "%q", s.show()), nil }
+
+// MarshalYAML writes "[redacted]".
+func (s Secret) MarshalYAML() (any, error) { return s.show(), nil }
+
+// MarshalText writes "[redacted]".
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.show()), nil }
+
+// UnmarshalText keeps the value as written; it exists so that decoders
+// that prefer TextUnmarshaler once MarshalText exists still read the secret.
+func (s *Secret) UnmarshalText(b []byte) error {
+	*s = Secret(b)
+	return nil
+}
+
+// Duration is a time.Duration written as a Go duration string ("10s",
+// "1m30s"). Bare numbers are rejected: they have no unit.
+type Duration time.Duration
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML parses a duration string.
+func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return errors.New(`want a duration like "10s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf(`want a duration like "10s", got %q`, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
