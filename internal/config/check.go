@@ -52,9 +52,31 @@ func (w *walker) add(path string, n ast.Node, format string, args ...any) {
 }
 
 var (
-	durationType = reflect.TypeFor[Duration]()
-	timeType     = reflect.TypeFor[time.Time]()
+	durationType    = reflect.TypeFor[Duration]()
+	timeType        = reflect.TypeFor[time.Time]()
+	sectionType     = reflect.TypeFor[Section]()
+	anyMapType      = reflect.TypeFor[map[string]any]()
+	unmarshalerType = reflect.TypeFor[yaml.InterfaceUnmarshaler]()
 )
+
+// walkAny records the line of every key under n (a value of no fixed type).
+func (w *walker) walkAny(n ast.Node, path string) {
+	n = unwrap(n)
+	switch v := n.(type) {
+	case ast.MapNode:
+		for it := v.MapRange(); it.Next(); {
+			p := join(path, keyName(it.Key()))
+			w.lines[p] = line(it.Key())
+			w.walkAny(it.Value(), p)
+		}
+	case *ast.SequenceNode:
+		for i, e := range v.Values {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			w.lines[p] = line(e)
+			w.walkAny(e, p)
+		}
+	}
+}
 
 func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
 	n = unwrap(n)
@@ -72,6 +94,14 @@ func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
 	switch {
 	case t == durationType || t == timeType:
 		w.leaf(n, t, path)
+	case t == sectionType:
+		// Checked later against its own type (DecodeSection); here only
+		// its shape and the lines of its keys are recorded.
+		if _, ok := n.(ast.MapNode); !ok {
+			w.add(path, n, "want a mapping, got %s", describe(n))
+			return
+		}
+		w.walk(n, anyMapType, path)
 	case t.Kind() == reflect.Struct:
 		m, ok := n.(ast.MapNode)
 		if !ok {
@@ -97,6 +127,21 @@ func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
 				continue
 			}
 			w.walk(it.Value(), f.Type, p)
+		}
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
+		m, ok := n.(ast.MapNode)
+		if !ok {
+			w.add(path, n, "want a mapping, got %s", describe(n))
+			return
+		}
+		for it := m.MapRange(); it.Next(); {
+			p := join(path, keyName(it.Key()))
+			if t.Elem().Kind() == reflect.Interface {
+				w.lines[p] = line(it.Key())
+				w.walkAny(it.Value(), p)
+				continue
+			}
+			w.walk(it.Value(), t.Elem(), p)
 		}
 	case t.Kind() == reflect.Slice:
 		s, ok := n.(*ast.SequenceNode)
@@ -132,8 +177,8 @@ func (w *walker) leaf(n ast.Node, t reflect.Type, path string) {
 	case err == nil:
 	case errors.As(err, &oe):
 		w.add(path, n, "%s is out of range for %s", n.GetToken().Value, want)
-	case t == durationType:
-		// Duration.UnmarshalYAML's message names what is wanted.
+	case t == durationType || reflect.PointerTo(t).Implements(unmarshalerType):
+		// The type's UnmarshalYAML message names what is wanted.
 		var ye yaml.Error
 		if errors.As(err, &ye) {
 			w.add(path, n, "%s", ye.GetMessage())

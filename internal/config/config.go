@@ -33,6 +33,13 @@ type Config struct {
 	// listed. Package workflows/roles compiles them; Validate checks only
 	// their shape, not their CEL.
 	Roles []Role `yaml:"roles"`
+	// Connectors are the applications jmlgate provisions. Every
+	// connector a role grants on must be listed here.
+	Connectors []Connector `yaml:"connectors"`
+	// Delivery tunes the queue that fans changes out to connectors.
+	Delivery Delivery `yaml:"delivery"`
+	// Webhooks configures the key that signs webhook connector events.
+	Webhooks Webhooks `yaml:"webhooks"`
 
 	// lines maps key paths ("server.listen", "auth.tokens[0].name") to the
 	// line they were read from, so Validate can point at them.
@@ -231,6 +238,64 @@ func (r *Role) UnmarshalYAML(unmarshal func(any) error) error {
 		r.ApprovalsRequired = 1
 	}
 	return nil
+}
+
+// Connector is one provisioning target.
+type Connector struct {
+	// Name identifies the connector in roles (grants' connector), the API
+	// and metrics: lowercase letters, digits, '-' and '_'.
+	Name string `yaml:"name"`
+	// Type picks the implementation: scim, webhook or postgres.
+	Type string `yaml:"type"`
+	// Config is the type's own section, checked as strictly as the rest of
+	// the file once the type is known.
+	Config Section `yaml:"config"`
+	// Concurrency is how many deliveries to this connector run at once
+	// (default 4).
+	Concurrency int `yaml:"concurrency"`
+	// Rate caps calls to the connector per second (0: no cap); Burst is
+	// the token bucket's size (default: Rate rounded up, at least 1).
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// MaxAttempts is how many runs a delivery gets before it is
+	// dead-lettered (default 10).
+	MaxAttempts int `yaml:"max_attempts"`
+	// Drift is what reconciliation does with access nobody granted through
+	// jmlgate: report (default) or revoke.
+	Drift string `yaml:"drift"`
+	// ReconcileInterval runs reconciliation periodically (0: on demand
+	// only, through the API). Needs a connector that can list accounts.
+	ReconcileInterval Duration `yaml:"reconcile_interval"`
+}
+
+// UnmarshalYAML applies the connector defaults before decoding.
+func (c *Connector) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Connector // no UnmarshalYAML: avoids recursion
+	p := plain{Concurrency: 4, MaxAttempts: 10, Drift: "report"}
+	if err := unmarshal(&p); err != nil {
+		return err
+	}
+	*c = Connector(p)
+	return nil
+}
+
+// Delivery tunes the delivery queue.
+type Delivery struct {
+	// Poll is how often an idle connector's queue is checked (0: the
+	// default, 100ms).
+	Poll Duration `yaml:"poll"`
+	// BackoffBase and BackoffMax shape retry delays: base * 2^(attempt-1)
+	// with jitter, capped at max (0: the defaults, 1s and 15m). A target's
+	// Retry-After replaces them.
+	BackoffBase Duration `yaml:"backoff_base"`
+	BackoffMax  Duration `yaml:"backoff_max"`
+}
+
+// Webhooks configures webhook signing.
+type Webhooks struct {
+	// KeyFile holds the Ed25519 signing keys (created 0600 on first use;
+	// default: jmlgate-webhook.jwks beside the database).
+	KeyFile string `yaml:"key_file"`
 }
 
 // Default returns the configuration jmlgate runs with when there is no file.

@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 		v.add("scim.bulk.max_payload_bytes", "must be at least 1, got %d", c.SCIM.Bulk.MaxPayloadBytes)
 	}
 	c.validateRoles(&v)
+	c.validateConnectors(&v)
 	if len(v.problems) > 0 {
 		return &Error{Problems: v.problems}
 	}
@@ -347,4 +348,82 @@ func isLoopback(host string) bool {
 func validPort(s string) bool {
 	_, err := strconv.ParseUint(s, 10, 16)
 	return err == nil
+}
+
+var connectorName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// validateConnectors checks the connector list's shape. CheckConnectors
+// checks what needs the list of connector types; each type's own section is
+// checked when the connector is opened (DecodeSection).
+func (c *Config) validateConnectors(v *validator) {
+	seen := map[string]bool{}
+	for i, cn := range c.Connectors {
+		p := fmt.Sprintf("connectors[%d]", i)
+		switch {
+		case cn.Name == "":
+			v.add(p+".name", "required")
+		case !connectorName.MatchString(cn.Name):
+			v.add(p+".name", "%q: use lowercase letters, digits, '-' and '_' (at most 63)", cn.Name)
+		case seen[cn.Name]:
+			v.add(p+".name", "%q is already used by another connector", cn.Name)
+		}
+		seen[cn.Name] = true
+		if cn.Type == "" {
+			v.add(p+".type", "required (scim, webhook or postgres)")
+		}
+		if cn.Concurrency < 1 || cn.Concurrency > 256 {
+			v.add(p+".concurrency", "must be between 1 and 256, got %d", cn.Concurrency)
+		}
+		if cn.Rate < 0 {
+			v.add(p+".rate", "must not be negative, got %g", cn.Rate)
+		}
+		if cn.Burst < 0 {
+			v.add(p+".burst", "must not be negative, got %d", cn.Burst)
+		}
+		if cn.MaxAttempts < 1 || cn.MaxAttempts > 100 {
+			v.add(p+".max_attempts", "must be between 1 and 100, got %d", cn.MaxAttempts)
+		}
+		if cn.Drift != "report" && cn.Drift != "revoke" {
+			v.add(p+".drift", "unknown value %q (want report or revoke)", cn.Drift)
+		}
+		if cn.ReconcileInterval < 0 || (cn.ReconcileInterval > 0 && cn.ReconcileInterval.D() < time.Minute) {
+			v.add(p+".reconcile_interval", "must be 0 (on demand only) or at least 1m, got %s", cn.ReconcileInterval)
+		}
+	}
+	d := c.Delivery
+	if d.Poll != 0 && (d.Poll.D() < time.Millisecond || d.Poll.D() > time.Minute) {
+		v.add("delivery.poll", "must be between 1ms and 1m, got %s", d.Poll)
+	}
+	if d.BackoffBase < 0 {
+		v.add("delivery.backoff_base", "must not be negative, got %s", d.BackoffBase)
+	}
+	if d.BackoffMax < 0 || (d.BackoffMax > 0 && d.BackoffMax < d.BackoffBase) {
+		v.add("delivery.backoff_max", "must be at least backoff_base (%s), got %s", d.BackoffBase, d.BackoffMax)
+	}
+}
+
+// CheckConnectors reports, all at once, connectors whose type is not among
+// types and role grants that name no configured connector. Validate cannot
+// do it: the types are registered by the binary, and a role file is often
+// validated on its own. Returns nil or an *Error.
+func (c *Config) CheckConnectors(types []string) error {
+	v := validator{lines: c.lines}
+	names := map[string]bool{}
+	for i, cn := range c.Connectors {
+		names[cn.Name] = true
+		if cn.Type != "" && !slices.Contains(types, cn.Type) {
+			v.add(fmt.Sprintf("connectors[%d].type", i), "unknown type %q (want one of %s)", cn.Type, strings.Join(types, ", "))
+		}
+	}
+	for i, r := range c.Roles {
+		for j, g := range r.Grants {
+			if g.Connector != "" && !names[g.Connector] {
+				v.add(fmt.Sprintf("roles[%d].grants[%d].connector", i, j), "no connector named %q is configured (see connectors)", g.Connector)
+			}
+		}
+	}
+	if len(v.problems) > 0 {
+		return &Error{Problems: v.problems}
+	}
+	return nil
 }

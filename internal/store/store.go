@@ -171,12 +171,77 @@ type Identity struct {
 	Desired []byte
 	// LeaverAt is when the identity last became terminated; zero otherwise.
 	LeaverAt time.Time
+	// RevokedAt is when the last connector acknowledged a leaver's
+	// revocation (RevokedAt - LeaverAt is the time-to-revoke); zero while
+	// revocations are outstanding and for identities that are not leavers.
+	RevokedAt time.Time
 	// NextCheck is the earliest time a time-driven transition (start or end
 	// date) may fall due; zero when none can.
 	NextCheck time.Time
 	Version   int64 // 1 on creation, +1 on every change
 	Created   time.Time
 	Updated   time.Time
+}
+
+// Delivery states.
+const (
+	DeliveryPending = "pending" // waiting for RunAt
+	DeliveryRunning = "running" // claimed by a worker
+	DeliveryDead    = "dead"    // gave up: listed for a human, retryable
+)
+
+// Delivery priorities: lower runs first.
+const (
+	PriorityRevoke = 0 // leavers and removed access
+	PriorityGrant  = 1 // joiners and new access
+)
+
+// Delivery is a level-triggered job: "make connector Connector match the
+// desired access of identity IdentityID". It carries no operations: the
+// worker reads desired and actual access when it runs, so a job that runs
+// late or twice can never replay a stale grant.
+type Delivery struct {
+	ID         int64
+	IdentityID string
+	Connector  string
+	State      string
+	Priority   int
+	Attempts   int       // runs started, including the current one
+	RunAt      time.Time // not before
+	Enqueued   time.Time // when the oldest change this job covers was made
+	LastError  string    // "" when none; safe to show (no secrets)
+	Updated    time.Time
+}
+
+// DeliveryQuery selects deliveries; zero fields do not filter. Results are
+// in ID order, after After, at most Limit (<= 0: 100).
+type DeliveryQuery struct {
+	State      string
+	Connector  string
+	IdentityID string
+	After      int64
+	Limit      int
+}
+
+// QueueStats summarises one connector's queue.
+type QueueStats struct {
+	Pending       int
+	Running       int
+	Dead          int
+	OldestPending time.Time // Enqueued of the oldest pending job; zero when none
+}
+
+// Account is what jmlgate last knew to be true in one connector for one
+// identity: the account's ref, whether it is enabled, and the entitlements
+// granted through jmlgate. Only the dispatcher (one job per identity and
+// connector at a time) and reconciliation write it.
+type Account struct {
+	IdentityID   string
+	Connector    string
+	Ref          string // the target's id of the account; "" if never created
+	Enabled      bool
+	Entitlements []string // sorted
+	Updated      time.Time
 }
 
 // TOTPEnrollment is an identity's built-in TOTP authenticator (RFC 6238).
@@ -297,6 +362,20 @@ type ReadTx interface {
 	// AuditFor returns the audit records about one resource (type and id),
 	// in sequence order, with Seq >= fromSeq, at most limit (< 0: no cap).
 	AuditFor(ctx context.Context, resourceType, resourceID string, fromSeq int64, limit int) ([]*AuditRecord, error)
+	// Deliveries lists the deliveries q selects.
+	Deliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error)
+	// GetDelivery returns the delivery with that id, or ErrNotFound.
+	GetDelivery(ctx context.Context, id int64) (*Delivery, error)
+	// QueueStats returns the stats of every connector that has at least
+	// one delivery, by connector name.
+	QueueStats(ctx context.Context) (map[string]QueueStats, error)
+	// Accounts returns the identity's accounts, by connector name.
+	Accounts(ctx context.Context, identityID string) ([]*Account, error)
+	// GetAccount returns one account, or ErrNotFound.
+	GetAccount(ctx context.Context, identityID, connector string) (*Account, error)
+	// ConnectorAccounts returns every account recorded for the connector,
+	// by identity id.
+	ConnectorAccounts(ctx context.Context, connector string) ([]*Account, error)
 	// AuditHead returns the last audit record, or ErrNotFound on an empty
 	// chain.
 	AuditHead(ctx context.Context) (*AuditRecord, error)
@@ -356,6 +435,48 @@ type Tx interface {
 	PutApproval(ctx context.Context, a *Approval) error
 	// DeleteTOTP removes the identity's enrollment; none is not an error.
 	DeleteTOTP(ctx context.Context, identityID string) error
+	// EnqueueDelivery (ErrNotFound if the identity does not exist) makes
+	// sure a pending delivery exists for the
+	// identity and connector, due at now: if one is pending it is kept
+	// (there is at most one pending delivery per pair), its priority
+	// raised to priority if that is more urgent, and its RunAt brought
+	// forward to now (a new change cuts a back-off short); otherwise one is
+	// inserted with Attempts 0 and Enqueued now. A running or dead delivery
+	// for the pair does not count: the new one runs after the running one
+	// finishes. Returns the pending delivery's id.
+	EnqueueDelivery(ctx context.Context, identityID, connector string, priority int, now time.Time) (int64, error)
+	// ClaimDeliveries marks at most limit pending deliveries of connector
+	// that are due at now as running (Attempts+1, Updated now) and returns
+	// them, most urgent first (Priority, then RunAt, then ID). It skips
+	// pairs that already have a running delivery, so one pair never runs
+	// twice at once.
+	ClaimDeliveries(ctx context.Context, connector string, now time.Time, limit int) ([]*Delivery, error)
+	// FinishDelivery removes the running delivery id (it succeeded) and
+	// any dead deliveries of the same pair, which the success resolved.
+	// ErrNotFound if no running delivery has that id.
+	FinishDelivery(ctx context.Context, id int64) error
+	// FailDelivery returns running delivery id to pending at runAt, or,
+	// with dead, marks it dead (RunAt kept); lastError is stored either
+	// way. If a change enqueued a pending delivery for the pair while id
+	// ran, the two merge into id: the more urgent priority, the older
+	// Enqueued and the earlier RunAt win, and the other row is deleted.
+	// ErrNotFound if no running delivery has that id.
+	FailDelivery(ctx context.Context, id int64, runAt time.Time, dead bool, lastError string, now time.Time) error
+	// RetryDelivery makes dead delivery id pending and due at now with
+	// Attempts 0. If the pair already has a pending delivery, the dead one
+	// is removed instead (the pending one covers it). ErrNotFound if no
+	// dead delivery has that id.
+	RetryDelivery(ctx context.Context, id int64, now time.Time) error
+	// RequeueRunning makes every running delivery pending and due at now
+	// (merging with a pending one of the same pair as FailDelivery does):
+	// after a crash nothing is running. It returns how many it requeued.
+	RequeueRunning(ctx context.Context, now time.Time) (int, error)
+	// PutAccount inserts or replaces the account for (IdentityID,
+	// Connector). Entitlements are stored sorted and deduplicated.
+	// ErrNotFound if the identity does not exist.
+	PutAccount(ctx context.Context, a *Account) error
+	// DeleteAccount removes the account; none is not an error.
+	DeleteAccount(ctx context.Context, identityID, connector string) error
 	// AppendAudit persists rec; ErrConflict if rec.Seq is taken.
 	AppendAudit(ctx context.Context, rec *AuditRecord) error
 	// RecordSETJTI records that the Security Event Token (RFC 8417) with

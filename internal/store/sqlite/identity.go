@@ -11,7 +11,7 @@ import (
 	"github.com/jmlgate/jmlgate/internal/store"
 )
 
-const identityCols = `id, user_name, state, start_date, end_date, mfa_method, mfa_enrolled_at, desired, leaver_at, next_check, version, created, updated`
+const identityCols = `id, user_name, state, start_date, end_date, mfa_method, mfa_enrolled_at, desired, leaver_at, revoked_at, next_check, version, created, updated`
 
 // identityStates are the states the identities table's CHECK admits.
 var identityStates = map[string]bool{
@@ -24,13 +24,13 @@ var identityStates = map[string]bool{
 
 func scanIdentity(row rowScanner) (*store.Identity, error) {
 	var (
-		id                                    store.Identity
-		start, end, mfaAt, leaverAt, nextTime sql.NullInt64
-		desired                               sql.NullString
-		created, updated                      int64
+		id                                               store.Identity
+		start, end, mfaAt, leaverAt, revokedAt, nextTime sql.NullInt64
+		desired                                          sql.NullString
+		created, updated                                 int64
 	)
 	if err := row.Scan(&id.ID, &id.UserName, &id.State, &start, &end, &id.MFAMethod, &mfaAt, &desired,
-		&leaverAt, &nextTime, &id.Version, &created, &updated); err != nil {
+		&leaverAt, &revokedAt, &nextTime, &id.Version, &created, &updated); err != nil {
 		return nil, err
 	}
 	id.StartDate = fromOptNanos(start)
@@ -40,6 +40,7 @@ func scanIdentity(row rowScanner) (*store.Identity, error) {
 		id.Desired = []byte(desired.String)
 	}
 	id.LeaverAt = fromOptNanos(leaverAt)
+	id.RevokedAt = fromOptNanos(revokedAt)
 	id.NextCheck = fromOptNanos(nextTime)
 	id.Created = fromNanos(created)
 	id.Updated = fromNanos(updated)
@@ -156,7 +157,7 @@ func (t *readTx) AuditFor(ctx context.Context, resourceType, resourceID string, 
 
 // identityArgs validates id and returns its column values in the order
 // user_name, state, start_date, end_date, mfa_method, mfa_enrolled_at,
-// desired, leaver_at, next_check, version, created, updated.
+// desired, leaver_at, revoked_at, next_check, version, created, updated.
 func identityArgs(id *store.Identity) ([]any, error) {
 	if id.ID == "" {
 		return nil, errors.New("empty id")
@@ -176,9 +177,9 @@ func identityArgs(id *store.Identity) ([]any, error) {
 		field string
 	}{
 		{id.StartDate, "startDate"}, {id.EndDate, "endDate"}, {id.MFAEnrolledAt, "mfaEnrolledAt"},
-		{id.LeaverAt, "leaverAt"}, {id.NextCheck, "nextCheck"},
+		{id.LeaverAt, "leaverAt"}, {id.RevokedAt, "revokedAt"}, {id.NextCheck, "nextCheck"},
 	}
-	var o [5]sql.NullInt64
+	var o [6]sql.NullInt64
 	for i, f := range opt {
 		var err error
 		if o[i], err = optNanos(f.t, f.field); err != nil {
@@ -193,7 +194,7 @@ func identityArgs(id *store.Identity) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{id.UserName, id.State, o[0], o[1], id.MFAMethod, o[2], desired, o[3], o[4],
+	return []any{id.UserName, id.State, o[0], o[1], id.MFAMethod, o[2], desired, o[3], o[4], o[5],
 		id.Version, created, updated}, nil
 }
 
@@ -212,7 +213,7 @@ func (t *writeTx) PutIdentity(ctx context.Context, id *store.Identity) error {
 		return fmt.Errorf("sqlite: put identity %q: %w", id.ID, err)
 	}
 	if id.Version == 1 {
-		_, err := t.exec(ctx, `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := t.exec(ctx, `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			append([]any{id.ID}, args...)...)
 		if isConflict(err) {
 			return fmt.Errorf("sqlite: put identity %q: version 1 but the identity exists: %w", id.ID, store.ErrConflict)
@@ -224,7 +225,8 @@ func (t *writeTx) PutIdentity(ctx context.Context, id *store.Identity) error {
 	}
 	res, err := t.exec(ctx, `
 		UPDATE identities SET user_name = ?, state = ?, start_date = ?, end_date = ?, mfa_method = ?,
-			mfa_enrolled_at = ?, desired = ?, leaver_at = ?, next_check = ?, version = ?, created = ?, updated = ?
+			mfa_enrolled_at = ?, desired = ?, leaver_at = ?, revoked_at = ?, next_check = ?, version = ?,
+			created = ?, updated = ?
 		WHERE id = ? AND version = ?`,
 		append(args, id.ID, id.Version-1)...)
 	if err != nil {

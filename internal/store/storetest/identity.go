@@ -83,6 +83,7 @@ func identityDiff(got, want *store.Identity) string {
 		{"EndDate", got.EndDate, want.EndDate},
 		{"MFAEnrolledAt", got.MFAEnrolledAt, want.MFAEnrolledAt},
 		{"LeaverAt", got.LeaverAt, want.LeaverAt},
+		{"RevokedAt", got.RevokedAt, want.RevokedAt},
 		{"NextCheck", got.NextCheck, want.NextCheck},
 		{"Created", got.Created, want.Created},
 		{"Updated", got.Updated, want.Updated},
@@ -122,6 +123,7 @@ func testIdentityRoundTrip(t *testing.T, s store.Store) {
 		MFAEnrolledAt: at(time.Minute + time.Nanosecond),
 		Desired:       []byte(`[{"connector":"github","entitlement":"org:acme"} , {"b":1,"a":[ ]}]`),
 		LeaverAt:      at(2 * time.Hour),
+		RevokedAt:     at(2*time.Hour + 5*time.Minute + time.Nanosecond).In(zone),
 		NextCheck:     at(365*24*time.Hour + 3*time.Nanosecond).In(zone),
 		Version:       1,
 		Created:       base.In(zone),
@@ -149,7 +151,7 @@ func testIdentityRoundTrip(t *testing.T, s store.Store) {
 	cleared.UserName = "ada"
 	cleared.State = store.StateTerminated
 	cleared.StartDate, cleared.EndDate, cleared.MFAEnrolledAt = time.Time{}, time.Time{}, time.Time{}
-	cleared.LeaverAt, cleared.NextCheck = time.Time{}, time.Time{}
+	cleared.LeaverAt, cleared.RevokedAt, cleared.NextCheck = time.Time{}, time.Time{}, time.Time{}
 	cleared.MFAMethod = ""
 	cleared.Desired = nil
 	emptyArray := nextIdentity(cleared)
