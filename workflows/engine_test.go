@@ -219,8 +219,10 @@ func TestJoinerMoverLeaverRehire(t *testing.T) {
 	if idn = e.identity(id); idn.State != store.StateDeleted || idn.UserName != "ada@example.com" {
 		t.Fatalf("delete: %+v", idn)
 	}
+	// With no connector holding anything, a leaver's revocation is
+	// complete as of the request that made them one.
 	want := []string{"lifecycle.joiner by workday", "lifecycle.mover by workday", "lifecycle.leaver by workday",
-		"lifecycle.rehire by workday", "lifecycle.delete by workday"}
+		"lifecycle.revoked by workday", "lifecycle.rehire by workday", "lifecycle.delete by workday", "lifecycle.revoked by workday"}
 	if got := e.lifecycleActions(id); !eq(got, want) {
 		t.Fatalf("lifecycle records %v, want %v", got, want)
 	}
@@ -261,7 +263,7 @@ func TestDatesDriveTransitions(t *testing.T) {
 	if idn := e.identity(id); idn.State != store.StateTerminated || !idn.NextCheck.IsZero() {
 		t.Fatalf("after end: %+v", idn)
 	}
-	if got := e.lifecycleActions(id); !eq(got, []string{"lifecycle.joiner by workday", "lifecycle.start by scheduler", "lifecycle.leaver by scheduler"}) {
+	if got := e.lifecycleActions(id); !eq(got, []string{"lifecycle.joiner by workday", "lifecycle.start by scheduler", "lifecycle.leaver by scheduler", "lifecycle.revoked by scheduler"}) {
 		t.Fatalf("records %v", got)
 	}
 }

@@ -16,7 +16,6 @@
 package workflows
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +40,15 @@ type Engine struct {
 	// ApprovalTTL is how long a privileged grant's approval request stays
 	// open (default DefaultApprovalTTL).
 	ApprovalTTL time.Duration
+	// Connectors names the configured connectors. A change to what may be
+	// sent to one of them enqueues a delivery in the same transaction
+	// (invariant 2); grants naming other connectors are recorded as
+	// desired access but never delivered. nil: no deliveries.
+	Connectors map[string]bool
+	// Revoked, when set, is told the time-to-revoke of each leaver whose
+	// revocation completed (for a histogram). It may run inside a
+	// transaction that later rolls back.
+	Revoked func(ttr time.Duration)
 }
 
 // inputs are the lifecycle-relevant facts of a user.
@@ -210,9 +218,7 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, id string, now time.Tim
 	case err != nil:
 		return err
 	default:
-		d := json.NewDecoder(bytes.NewReader(res.Data))
-		d.UseNumber()
-		if err := d.Decode(&doc); err != nil {
+		if doc, err = decodeDoc(res.Data); err != nil {
 			return fmt.Errorf("lifecycle: user %q: %w", id, err)
 		}
 	}
@@ -312,20 +318,23 @@ func (e *Engine) evaluate(ctx context.Context, tx store.Tx, id string, now time.
 	if err != nil {
 		return err
 	}
-	desiredJSON, err := json.Marshal(desired(ms, approved))
+	want := desired(ms, approved)
+	desiredJSON, err := json.Marshal(want)
 	if err != nil {
 		return err
 	}
 	next.Desired = desiredJSON
+	freshLeaver := false
 	switch event {
 	case "leaver", "delete":
 		if prevState != store.StateTerminated {
-			next.LeaverAt = now
+			next.LeaverAt, next.RevokedAt = now, time.Time{}
+			freshLeaver = true
 		}
 		// Leavers lose their MFA enrollment; a rehire must enrol afresh.
 		next.MFAMethod, next.MFAEnrolledAt = "", time.Time{}
 	case "rehire":
-		next.LeaverAt = time.Time{}
+		next.LeaverAt, next.RevokedAt = time.Time{}, time.Time{}
 		next.MFAMethod, next.MFAEnrolledAt = "", time.Time{}
 	}
 	if event == "" && prev != nil {
@@ -335,8 +344,29 @@ func (e *Engine) evaluate(ctx context.Context, tx store.Tx, id string, now time.
 			return nil // nothing lifecycle-relevant changed
 		}
 	}
+	jobs, err := e.deliveries(ctx, tx, prev, next, want, freshLeaver)
+	if err != nil {
+		return err
+	}
+	revokedNow := false
+	if freshLeaver && len(jobs) == 0 {
+		// Nothing to take away anywhere (and nothing outstanding): the
+		// revocation is complete as of this request.
+		outstanding, err := tx.Deliveries(ctx, store.DeliveryQuery{IdentityID: id, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(outstanding) == 0 {
+			next.RevokedAt, revokedNow = now, true
+		}
+	}
 	if err := tx.PutIdentity(ctx, next); err != nil {
 		return fmt.Errorf("lifecycle: save identity %q: %w", id, err)
+	}
+	for _, j := range jobs {
+		if _, err := tx.EnqueueDelivery(ctx, id, j.connector, j.priority, now); err != nil {
+			return fmt.Errorf("lifecycle: enqueue delivery of %q to %s: %w", id, j.connector, err)
+		}
 	}
 	switch event {
 	case "leaver", "delete", "rehire":
@@ -356,11 +386,16 @@ func (e *Engine) evaluate(ctx context.Context, tx store.Tx, id string, now time.
 	if event == "" {
 		return nil // dates or name moved; no lifecycle event
 	}
-	_, err = audit.Append(ctx, tx, now, audit.Entry{
+	if _, err := audit.Append(ctx, tx, now, audit.Entry{
 		Actor: reqctx.Actor(ctx), Action: "lifecycle." + event, ResourceType: store.TypeIdentity, ResourceID: id,
 		RequestID: reqctx.RequestID(ctx), Before: summary(prev), After: summary(next),
-	})
-	return err
+	}); err != nil {
+		return err
+	}
+	if revokedNow {
+		return e.auditRevoked(ctx, tx, next, now)
+	}
+	return nil
 }
 
 // liveException returns the live exception that lasts longest, or nil.

@@ -225,8 +225,11 @@ func allDigits(s string) bool {
 }
 
 // MFAProven records proven MFA enrollment by method for identity id inside
-// tx; an awaiting_mfa identity becomes active ("lifecycle.activate"). Proven
-// MFA and a live exception are the only ways into active.
+// tx ("lifecycle.mfa"), then runs the lifecycle rules, which open the gate:
+// an awaiting_mfa identity becomes active ("lifecycle.activate"), its
+// grants are queued for delivery and privileged ones for approval. Proven
+// MFA and a live exception are the only ways into active; the state change
+// itself is always evaluate's, so nothing bypasses delivery.
 func (e *Engine) MFAProven(ctx context.Context, tx store.Tx, id, method string, at time.Time) error {
 	prev, err := tx.GetIdentity(ctx, id)
 	if err != nil {
@@ -235,19 +238,14 @@ func (e *Engine) MFAProven(ctx context.Context, tx store.Tx, id, method string, 
 	next := *prev
 	next.MFAMethod, next.MFAEnrolledAt = method, at
 	next.Version, next.Updated = prev.Version+1, at
-	event := "mfa"
-	if prev.State == store.StateAwaitingMFA {
-		next.State, event = store.StateActive, "activate"
-	}
 	if err := tx.PutIdentity(ctx, &next); err != nil {
 		return err
 	}
-	if _, err := audit.Append(ctx, tx, at, audit.Entry{Actor: reqctx.Actor(ctx), Action: "lifecycle." + event,
+	if _, err := audit.Append(ctx, tx, at, audit.Entry{Actor: reqctx.Actor(ctx), Action: "lifecycle.mfa",
 		ResourceType: store.TypeIdentity, ResourceID: id, RequestID: reqctx.RequestID(ctx),
 		Before: summary(prev), After: summary(&next)}); err != nil {
 		return err
 	}
-	// An identity that just became active may now need approvals.
 	return e.apply(ctx, tx, id, at)
 }
 

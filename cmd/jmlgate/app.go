@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/jmlgate/jmlgate/connectors/webhook"
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/auth"
 	"github.com/jmlgate/jmlgate/internal/config"
@@ -40,10 +41,11 @@ type App struct {
 	Out io.Writer
 	Now func() time.Time
 
-	store  store.Store
-	ln     net.Listener
-	srv    *http.Server
-	engine *workflows.Engine
+	store      store.Store
+	ln         net.Listener
+	srv        *http.Server
+	engine     *workflows.Engine
+	dispatcher *workflows.Dispatcher
 }
 
 // openStore opens (without migrating) the configured store.
@@ -70,12 +72,35 @@ func (a *App) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("roles: %w", err)
 	}
-	a.engine = &workflows.Engine{Roles: roleSet, Now: a.Now, Log: a.Logger}
-	st, err := openStore(ctx, a.Config, a.Logger)
+	keys, err := webhookKeys(a.Config)
 	if err != nil {
 		return err
 	}
+	targets, err := openTargets(a.Config, keys, a.Logger)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := workflows.NewMetrics(reg)
+	configured := map[string]bool{}
+	for name := range targets {
+		configured[name] = true
+	}
+	a.engine = &workflows.Engine{Roles: roleSet, Now: a.Now, Log: a.Logger, Connectors: configured,
+		Revoked: metrics.ObserveTimeToRevoke}
+	st, err := openStore(ctx, a.Config, a.Logger)
+	if err != nil {
+		closeTargets(targets)
+		return err
+	}
 	a.store = st
+	d := a.Config.Delivery
+	a.dispatcher = &workflows.Dispatcher{
+		Store: st, Engine: a.engine, Targets: targets, Now: a.Now, Log: a.Logger, Metrics: metrics,
+		Poll: d.Poll.D(), BackoffBase: d.BackoffBase.D(), BackoffMax: d.BackoffMax.D(),
+		DrainTimeout: a.Config.Server.ShutdownTimeout.D(),
+	}
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -104,8 +129,10 @@ func (a *App) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if keys != nil {
+		// Receivers verify webhook events against these keys.
+		mounts = append(mounts, httpapi.Mount{Prefix: webhookJWKSPath, Handler: webhook.JWKSHandler(keys), Public: true})
+	}
 	rl := a.Config.Server.RateLimit
 	rps := 0.0
 	if rl.Enabled {
@@ -166,6 +193,17 @@ func (a *App) Run(ctx context.Context) error {
 	schedDone := make(chan struct{})
 	go func() { defer close(schedDone); a.engine.Run(sched, a.store, time.Minute) }()
 	defer func() { stopSched(); <-schedDone }()
+	// Deliveries: requeue what a crash left running, then fan out. On
+	// shutdown in-flight deliveries get the shutdown timeout to finish.
+	deliver, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	deliverDone := make(chan error, 1)
+	go func() { deliverDone <- a.dispatcher.Run(deliver) }()
+	defer func() {
+		stopDeliver()
+		if err := <-deliverDone; err != nil {
+			a.Logger.Error("deliveries stopped", "error", err)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -185,6 +223,9 @@ func (a *App) Run(ctx context.Context) error {
 
 // Close releases the store. Call after Run returns.
 func (a *App) Close() error {
+	if a.dispatcher != nil {
+		closeTargets(a.dispatcher.Targets)
+	}
 	if a.store != nil {
 		return a.store.Close()
 	}

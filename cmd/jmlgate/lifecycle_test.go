@@ -16,15 +16,57 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/jmlgate/jmlgate/internal/config"
+	"github.com/jmlgate/jmlgate/internal/scimtarget"
 )
+
+const targetToken = "target-token-for-tests"
+
+// startTarget runs a SaaS SCIM target for the test.
+func startTarget(t *testing.T, latency time.Duration) *scimtarget.Server {
+	t.Helper()
+	s, err := scimtarget.Start(t.Context(), t.TempDir(), scimtarget.Options{Token: targetToken, Latency: latency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// scimConnector is a scim connector section for target.
+func scimConnector(name string, target *scimtarget.Server) config.Connector {
+	return config.Connector{Name: name, Type: "scim", Concurrency: 4, MaxAttempts: 10, Drift: "report",
+		Config: config.NewSection(map[string]any{"base_url": target.URL, "token": targetToken, "create_groups": true})}
+}
+
+// waitAccount waits until the target's account for userName is in the
+// given state.
+func waitAccount(t *testing.T, target *scimtarget.Server, userName string, active bool, groups []string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		a, found, err := target.Account(t.Context(), userName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found && a.Active == active && strings.Join(a.Groups, ",") == strings.Join(groups, ",") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("target account %s = %+v (found %v), want active=%v groups=%v", userName, a, found, active, groups)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // A joiner is computed access on creation, waits for MFA, and becomes
 // active with a TOTP code, all through the public HTTP surface and scopes.
 func TestLifecycleOverHTTP(t *testing.T) {
 	t.Parallel()
+	target := startTarget(t, 0)
 	g := startGateway(t, func(c *config.Config) {
 		c.Roles = []config.Role{{Name: "engineering", When: `user.department == "Engineering"`,
-			Grants: []config.Grant{{Connector: "github", Entitlement: "team-eng"}}}}
+			Grants: []config.Grant{{Connector: "github", Entitlement: "group:team-eng"}}}}
+		c.Connectors = []config.Connector{scimConnector("github", target)}
 	})
 	out, err := cli(t, "token", "create", "--db", g.dbPath, "--name", "workday", "--scopes", "scim")
 	if err != nil {
@@ -47,7 +89,7 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	}
 
 	r = g.do("GET", "/api/v1/identities/"+id, g.token, nil)
-	if r.status != 200 || r.body["state"] != "awaiting_mfa" || !strings.Contains(string(r.raw), `"team-eng"`) {
+	if r.status != 200 || r.body["state"] != "awaiting_mfa" || !strings.Contains(string(r.raw), `"group:team-eng"`) {
 		t.Fatalf("identity after joiner: %d %s", r.status, r.raw)
 	}
 	if r := g.do("POST", "/api/v1/roles/evaluate", g.token, newUser("x@example.com")); r.status != 200 || !strings.Contains(string(r.raw), `"engineering"`) {
@@ -67,10 +109,16 @@ func TestLifecycleOverHTTP(t *testing.T) {
 	if r := g.do("POST", "/api/v1/identities/"+id+"/mfa/totp/verify", g.token, `{"code":"000000x"}`); r.status != 400 {
 		t.Fatalf("malformed code: %d %s", r.status, r.raw)
 	}
+	// Invariant 1 end to end: nothing reached the target before MFA.
+	if _, found, err := target.Account(t.Context(), "ada@example.com"); err != nil || found {
+		t.Fatalf("target has an account before MFA: found=%v err=%v", found, err)
+	}
 	r = g.do("POST", "/api/v1/identities/"+id+"/mfa/totp/verify", g.token, `{"code":"`+code+`"}`)
 	if r.status != 200 || r.body["state"] != "active" {
 		t.Fatalf("verify: %d %s", r.status, r.raw)
 	}
+	// Now the account and its group fan out to the target.
+	waitAccount(t, target, "ada@example.com", true, []string{"team-eng"})
 	if r := g.do("POST", "/api/v1/identities/"+id+"/mfa/totp/verify", g.token, `{"code":"`+code+`"}`); r.status != 400 || r.body["error"] != "invalid_code" {
 		t.Fatalf("replayed code: %d %s", r.status, r.raw)
 	}

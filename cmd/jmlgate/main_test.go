@@ -44,7 +44,11 @@ func startGateway(t *testing.T, mutate func(*config.Config)) *gateway {
 		mutate(cfg)
 	}
 	var out bytes.Buffer
-	app := &App{Config: cfg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Out: &out}
+	logOut := io.Discard
+	if os.Getenv("JMLGATE_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	app := &App{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logOut, nil)), Out: &out}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := app.Open(ctx); err != nil {
 		cancel()
@@ -219,8 +223,9 @@ func TestEndToEnd(t *testing.T) {
 	// The audit chain recorded every write and verifies offline.
 	g.stop()
 	out, err := cli(t, "audit", "verify", "--db", g.dbPath)
-	// token, create + lifecycle.joiner, patch + lifecycle.leaver, delete + lifecycle.delete
-	if err != nil || !strings.Contains(out, "audit chain OK: 7 records") {
+	// token, create + lifecycle.joiner, patch + lifecycle.leaver +
+	// lifecycle.revoked (nothing to revoke anywhere), delete + lifecycle.delete
+	if err != nil || !strings.Contains(out, "audit chain OK: 8 records") {
 		t.Fatalf("audit verify: %v %s", err, out)
 	}
 }
@@ -313,7 +318,11 @@ func TestBootstrapOnlyOnce(t *testing.T) {
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Store.Path = path
 	var out bytes.Buffer
-	app := &App{Config: cfg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Out: &out}
+	logOut := io.Discard
+	if os.Getenv("JMLGATE_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	app := &App{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logOut, nil)), Out: &out}
 	if err := app.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +383,7 @@ func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
 func TestAuditFailureFailsTheWrite(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, nil)
-	db, err := sql.Open("sqlite", g.dbPath)
+	db, err := sql.Open("sqlite", g.dbPath+"?_pragma=busy_timeout(10000)") // the gateway writes too (deliveries requeue at start)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -439,6 +439,7 @@ func (e *env) prove(userName string) {
 
 const (
 	joined    = "lifecycle.joiner by workday"
+	proven    = "lifecycle.mfa by set:" + issFile
 	activated = "lifecycle.activate by set:" + issFile
 )
 
@@ -466,7 +467,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "fido2-platform", "create", email("ADA@example.com")))
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:fido2-platform",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "RSA key from a jwks_url, iss_sub on externalId in the event's subject",
@@ -477,7 +478,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, urlKey(), "", c)
 			},
 			status: http.StatusAccepted, user: "bob", state: store.StateActive, method: "set:app",
-			actions: []string{joined, "lifecycle.activate by set:" + issURL},
+			actions: []string{joined, "lifecycle.mfa by set:" + issURL, "lifecycle.activate by set:" + issURL},
 		},
 		{
 			name: "email matched in the user's emails, case-insensitively",
@@ -485,7 +486,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, typOmit, e.claims(issFile, "phone-sms", "create", email("bob.smith@example.com")))
 			},
 			status: http.StatusAccepted, user: "bob", state: store.StateActive, method: "set:phone-sms",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "iss_sub falls back to userName; CAEP complex subject",
@@ -494,7 +495,7 @@ func TestReceive(t *testing.T) {
 					map[string]any{"user": issSub(issFile, "frank"), "tenant": map[string]any{"format": "opaque", "id": "t1"}}))
 			},
 			status: http.StatusAccepted, user: "frank", state: store.StateActive, method: "set:x509",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "aliases subject",
@@ -503,7 +504,7 @@ func TestReceive(t *testing.T) {
 					"identifiers": []any{map[string]any{"format": "opaque", "id": "x"}, email("ada@example.com")}}))
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:fido-u2f",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "password is not a second factor",
@@ -526,7 +527,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "fido2-roaming", "delete", email("ada@example.com")))
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateAwaitingMFA,
-			actions: []string{joined, activated, "lifecycle.mfa_revoked by set:" + issFile,
+			actions: []string{joined, proven, activated, "lifecycle.mfa_revoked by set:" + issFile,
 				"lifecycle.deactivate by set:" + issFile},
 		},
 		{
@@ -536,7 +537,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "phone-voice", "revoke", email("ada@example.com")))
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateAwaitingMFA,
-			actions: []string{joined, activated, "lifecycle.mfa_revoked by set:" + issFile,
+			actions: []string{joined, proven, activated, "lifecycle.mfa_revoked by set:" + issFile,
 				"lifecycle.deactivate by set:" + issFile},
 		},
 		{
@@ -546,7 +547,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "password", "delete", email("ada@example.com")))
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:app",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name:   "create for an identity with MFA keeps the first proof",
@@ -555,7 +556,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "fido2-platform", "create", email("ada@example.com")))
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:app",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "create for a leaver is not recorded",
@@ -563,7 +564,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "app", "create", email("dan@example.com")))
 			},
 			status: http.StatusAccepted, user: "dan@example.com", state: store.StateTerminated,
-			actions: []string{joined, "lifecycle.leaver by workday"},
+			actions: []string{joined, "lifecycle.leaver by workday", "lifecycle.revoked by workday"},
 		},
 		{
 			name: "create for an ambiguous email proves nobody",
@@ -627,7 +628,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", c)
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:app",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "missing audience",
@@ -717,7 +718,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", c)
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:app",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "iat in the future",
@@ -788,7 +789,7 @@ func TestReceive(t *testing.T) {
 			},
 			status: 400, code: events.ErrInvalidRequest, desc: `replayed jti "once"`,
 			user: "ada@example.com", state: store.StateAwaitingMFA,
-			actions: []string{joined, activated, "lifecycle.mfa_revoked by test", "lifecycle.deactivate by test"},
+			actions: []string{joined, proven, activated, "lifecycle.mfa_revoked by test", "lifecycle.deactivate by test"},
 		},
 		{
 			name: "replay of a SET that changed nothing",
@@ -821,7 +822,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", c)
 			},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:app",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "no events claim",
@@ -888,7 +889,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "app", "create", email("ada@example.com"))) + "\r\n"
 			}},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:app",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "media type parameters tolerated",
@@ -896,7 +897,7 @@ func TestReceive(t *testing.T) {
 				return sign(e.t, fileKey, "", e.claims(issFile, "app", "create", email("ada@example.com")))
 			}},
 			status: http.StatusAccepted, user: "ada@example.com", state: store.StateActive, method: "set:app",
-			actions: []string{joined, activated},
+			actions: []string{joined, proven, activated},
 		},
 		{
 			name: "wrong content type",

@@ -72,9 +72,11 @@ type Summary struct {
 // Detail is the body of GET /api/v1/identities/{id}. Times are RFC 3339 in
 // UTC with nanoseconds; optional ones are omitted when unset.
 //
-// Actual is a placeholder, always {}, until connectors report access
-// / [], until MFA exceptions, connector state and approvals exist; they are
-// in the body now so clients can rely on the keys.
+// Desired is what the roles grant; Actual is what jmlgate last knew to be
+// true in each connector (the state its deliveries reached); Deliveries are
+// the identity's outstanding deliveries, dead letters included. A leaver
+// has LeaverAt, and once every connector acknowledged the revocation,
+// RevokedAt and TimeToRevokeMS.
 type Detail struct {
 	ID        string    `json:"id"`
 	UserName  string    `json:"userName"`
@@ -86,14 +88,36 @@ type Detail struct {
 	Exceptions []ExceptionJSON `json:"exceptions"`
 	// Desired is store.Identity.Desired as stored, [] when none.
 	Desired json.RawMessage `json:"desired"`
-	// Actual is a placeholder: always {}.
-	Actual json.RawMessage `json:"actual"`
+	// Actual maps connector name to the account there.
+	Actual map[string]AccountJSON `json:"actual"`
+	// Deliveries are the identity's pending, running and dead deliveries.
+	Deliveries []DeliveryJSON `json:"deliveries"`
 	// PendingApprovals are the identity's approvals still pending.
 	PendingApprovals []ApprovalJSON `json:"pendingApprovals"`
 	LeaverAt         time.Time      `json:"leaverAt,omitzero"`
+	RevokedAt        time.Time      `json:"revokedAt,omitzero"`
+	TimeToRevokeMS   *int64         `json:"timeToRevokeMs,omitempty"`
 	Created          time.Time      `json:"created"`
 	Updated          time.Time      `json:"updated"`
 	Version          int64          `json:"version"`
+}
+
+// AccountJSON is an identity's account in one connector.
+type AccountJSON struct {
+	Ref          string    `json:"ref"`
+	Enabled      bool      `json:"enabled"`
+	Entitlements []string  `json:"entitlements"`
+	Updated      time.Time `json:"updated"`
+}
+
+// DeliveryJSON is an outstanding delivery as the identity detail shows it.
+type DeliveryJSON struct {
+	ID        int64     `json:"id"`
+	Connector string    `json:"connector"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	RunAt     time.Time `json:"runAt"`
+	LastError string    `json:"lastError,omitempty"`
 }
 
 // MFA is an identity's proven MFA enrollment.
@@ -279,6 +303,8 @@ func (h *handler) detail(r *http.Request) (any, error) {
 	var id *store.Identity
 	live := []ExceptionJSON{}
 	pending := []ApprovalJSON{}
+	actual := map[string]AccountJSON{}
+	deliveries := []DeliveryJSON{}
 	now := time.Now().UTC()
 	err := h.st.View(r.Context(), func(tx store.ReadTx) error {
 		var err error
@@ -295,8 +321,27 @@ func (h *handler) detail(r *http.Request) (any, error) {
 			}
 		}
 		as, err := tx.Approvals(r.Context(), store.ApprovalQuery{State: store.ApprovalPending, IdentityID: idParam})
+		if err != nil {
+			return err
+		}
 		for _, a := range as {
 			pending = append(pending, approvalJSON(a))
+		}
+		accts, err := tx.Accounts(r.Context(), idParam)
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			ents := a.Entitlements
+			if ents == nil {
+				ents = []string{}
+			}
+			actual[a.Connector] = AccountJSON{Ref: a.Ref, Enabled: a.Enabled, Entitlements: ents, Updated: a.Updated.UTC()}
+		}
+		ds, err := tx.Deliveries(r.Context(), store.DeliveryQuery{IdentityID: idParam, Limit: 100})
+		for _, d := range ds {
+			deliveries = append(deliveries, DeliveryJSON{ID: d.ID, Connector: d.Connector, State: d.State,
+				Attempts: d.Attempts, RunAt: d.RunAt.UTC(), LastError: d.LastError})
 		}
 		return err
 	})
@@ -310,15 +355,23 @@ func (h *handler) detail(r *http.Request) (any, error) {
 	if len(desired) == 0 {
 		desired = json.RawMessage(`[]`)
 	}
+	var ttr *int64
+	if !id.LeaverAt.IsZero() && !id.RevokedAt.IsZero() {
+		ms := id.RevokedAt.Sub(id.LeaverAt).Milliseconds()
+		ttr = &ms
+	}
 	return Detail{
 		ID: id.ID, UserName: id.UserName, State: id.State,
 		StartDate: id.StartDate.UTC(), EndDate: id.EndDate.UTC(),
 		MFA:              MFA{Enrolled: enrolled(id), Method: id.MFAMethod, EnrolledAt: id.MFAEnrolledAt.UTC()},
 		Exceptions:       live,
 		Desired:          desired,
-		Actual:           json.RawMessage(`{}`),
+		Actual:           actual,
+		Deliveries:       deliveries,
 		PendingApprovals: pending,
 		LeaverAt:         id.LeaverAt.UTC(),
+		RevokedAt:        id.RevokedAt.UTC(),
+		TimeToRevokeMS:   ttr,
 		Created:          id.Created.UTC(),
 		Updated:          id.Updated.UTC(),
 		Version:          id.Version,

@@ -331,6 +331,7 @@ func TestDetail(t *testing.T) {
 			"exceptions": [],
 			"desired": [{"connector": "github", "entitlement": "team:sre"}],
 			"actual": {},
+			"deliveries": [],
 			"pendingApprovals": [],
 			"created": "2026-03-01T12:00:00.123456789Z", "updated": "2026-03-01T13:00:00.123456789Z",
 			"version": 3}`},
@@ -338,17 +339,17 @@ func TestDetail(t *testing.T) {
 		{"/u-pre", `{
 			"id": "u-pre", "userName": "user-u-pre", "state": "pre_hire",
 			"startDate": "2026-03-08T12:00:00.123456789Z",
-			"mfa": {"enrolled": false}, "exceptions": [], "desired": [], "actual": {}, "pendingApprovals": [],
+			"mfa": {"enrolled": false}, "exceptions": [], "desired": [], "actual": {}, "deliveries": [], "pendingApprovals": [],
 			"created": "2026-03-01T12:00:00.123456789Z", "updated": "2026-03-01T12:00:00.123456789Z", "version": 1}`},
 		{"/u-term", `{
 			"id": "u-term", "userName": "user-u-term", "state": "terminated",
-			"mfa": {"enrolled": false}, "exceptions": [], "desired": [], "actual": {}, "pendingApprovals": [],
+			"mfa": {"enrolled": false}, "exceptions": [], "desired": [], "actual": {}, "deliveries": [], "pendingApprovals": [],
 			"leaverAt": "2026-03-01T14:00:00.123456789Z",
 			"created": "2026-03-01T12:00:00.123456789Z", "updated": "2026-03-01T12:00:00.123456789Z", "version": 1}`},
 		// An escaped slash stays in the id.
 		{"/a%2Fb", `{
 			"id": "a/b", "userName": "user-a/b", "state": "active",
-			"mfa": {"enrolled": false}, "exceptions": [], "desired": [], "actual": {}, "pendingApprovals": [],
+			"mfa": {"enrolled": false}, "exceptions": [], "desired": [], "actual": {}, "deliveries": [], "pendingApprovals": [],
 			"created": "2026-03-01T12:00:00.123456789Z", "updated": "2026-03-01T12:00:00.123456789Z", "version": 1}`},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,536 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmlgate/jmlgate/connectors"
+	"github.com/jmlgate/jmlgate/internal/audit"
+	"github.com/jmlgate/jmlgate/internal/config"
+	"github.com/jmlgate/jmlgate/internal/reqctx"
+	"github.com/jmlgate/jmlgate/internal/store"
+	"github.com/jmlgate/jmlgate/workflows"
+)
+
+// target is an in-memory application: it keeps accounts the way a real
+// target does (refs, enabled, entitlements), records every call, and can be
+// told to fail. The dispatcher under test only sees the Connector contract.
+type target struct {
+	mu       sync.Mutex
+	accounts map[string]*connectors.AccountState // by ref
+	calls    []string                            // "op userName [entitlement]"
+	fail     []error                             // returned by the next calls, in order
+	sessions map[string]int                      // RevokeSessions calls by ref
+	// active tells, at call time, whether the identity may receive
+	// grants (invariant 1); set by the test to read the store.
+	check func(identityID string) error
+}
+
+var _ connectors.SessionRevoker = (*target)(nil)
+
+func newTarget() *target {
+	return &target{accounts: map[string]*connectors.AccountState{}, sessions: map[string]int{}}
+}
+
+func (t *target) next() error {
+	if len(t.fail) == 0 {
+		return nil
+	}
+	err := t.fail[0]
+	t.fail = t.fail[1:]
+	return err
+}
+
+func (t *target) log(op, ref, e string) {
+	name := ref
+	if a := t.accounts[ref]; a != nil {
+		name = a.UserName
+	}
+	t.calls = append(t.calls, strings.TrimSpace(op+" "+name+" "+e))
+}
+
+func (t *target) EnsureAccount(ctx context.Context, a connectors.Account) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.next(); err != nil {
+		return "", err
+	}
+	if t.check != nil {
+		if err := t.check(a.IdentityID); err != nil {
+			return "", err
+		}
+	}
+	ref := "ref-" + a.IdentityID
+	if t.accounts[ref] == nil {
+		t.accounts[ref] = &connectors.AccountState{Ref: ref, UserName: a.UserName, IdentityID: a.IdentityID}
+	}
+	t.accounts[ref].Enabled = true
+	t.log("ensure", ref, "")
+	return ref, nil
+}
+
+func (t *target) DisableAccount(ctx context.Context, ref string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.next(); err != nil {
+		return err
+	}
+	if a := t.accounts[ref]; a != nil {
+		a.Enabled = false
+	}
+	t.log("disable", ref, "")
+	return nil
+}
+
+func (t *target) RevokeSessions(ctx context.Context, ref string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.next(); err != nil {
+		return err
+	}
+	t.sessions[ref]++
+	t.log("sessions", ref, "")
+	return nil
+}
+
+func (t *target) Grant(ctx context.Context, ref, e string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.next(); err != nil {
+		return err
+	}
+	a := t.accounts[ref]
+	if a == nil {
+		return connectors.Errorf(connectors.NotFound, "no account %s", ref)
+	}
+	if t.check != nil {
+		if err := t.check(a.IdentityID); err != nil {
+			return err
+		}
+	}
+	if !slices.Contains(a.Entitlements, e) {
+		a.Entitlements = append(a.Entitlements, e)
+		slices.Sort(a.Entitlements)
+	}
+	t.log("grant", ref, e)
+	return nil
+}
+
+func (t *target) Revoke(ctx context.Context, ref, e string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.next(); err != nil {
+		return err
+	}
+	if a := t.accounts[ref]; a != nil {
+		a.Entitlements = slices.DeleteFunc(a.Entitlements, func(x string) bool { return x == e })
+	}
+	t.log("revoke", ref, e)
+	return nil
+}
+
+func (t *target) state(userName string) (enabled bool, ents []string, found bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, a := range t.accounts {
+		if a.UserName == userName {
+			return a.Enabled, slices.Clone(a.Entitlements), true
+		}
+	}
+	return false, nil, false
+}
+
+func (t *target) takeCalls() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.calls
+	t.calls = nil
+	return c
+}
+
+var deliveryRoles = []config.Role{
+	{Name: "everyone", When: "true", Grants: []config.Grant{{Connector: "app", Entitlement: "member"}}},
+	{Name: "engineering", When: `user.department == "Engineering"`, Grants: []config.Grant{{Connector: "app", Entitlement: "eng"}}},
+	{Name: "admins", When: `"admins" in user.groups`, Privileged: true, ApprovalsRequired: 1,
+		Grants: []config.Grant{{Connector: "app", Entitlement: "admin"}}},
+}
+
+// testWriter sends log lines to the test log, where an unexpected error
+// shows next to the failure it causes.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+type deliveryEnv struct {
+	*env
+	app *target
+	d   *workflows.Dispatcher
+}
+
+func newDeliveryEnv(t *testing.T) *deliveryEnv {
+	t.Helper()
+	e := newEnv(t, deliveryRoles)
+	e.engine.Connectors = map[string]bool{"app": true}
+	app := newTarget()
+	d := &workflows.Dispatcher{
+		Store: e.st, Engine: e.engine, Now: e.clock.now,
+		Targets:     map[string]*workflows.Target{"app": {Name: "app", Type: "test", Conn: app, MaxAttempts: 3}},
+		BackoffBase: time.Minute, BackoffMax: time.Hour,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})),
+	}
+	return &deliveryEnv{env: e, app: app, d: d}
+}
+
+func (e *deliveryEnv) drain() int {
+	e.t.Helper()
+	n, err := e.d.Drain(context.Background())
+	if err != nil {
+		e.t.Fatalf("drain: %v", err)
+	}
+	return n
+}
+
+func (e *deliveryEnv) activate(id string) {
+	e.t.Helper()
+	ctx := reqctx.WithActor(context.Background(), "it")
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		return e.engine.MFAProven(ctx, tx, id, "totp", e.clock.now())
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *deliveryEnv) deliveries(state string) []*store.Delivery {
+	e.t.Helper()
+	var out []*store.Delivery
+	err := e.st.View(context.Background(), func(tx store.ReadTx) error {
+		var err error
+		out, err = tx.Deliveries(context.Background(), store.DeliveryQuery{State: state})
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func (e *deliveryEnv) createUser(userName, dept string) string {
+	e.t.Helper()
+	status, body := e.do("POST", "/Users", map[string]any{
+		"schemas": []string{userURN, entURN}, "userName": userName, "active": true,
+		entURN: map[string]any{"department": dept},
+	})
+	if status != 201 {
+		e.t.Fatalf("create %s: %d %v", userName, status, body)
+	}
+	return body["id"].(string)
+}
+
+func (e *deliveryEnv) patch(id string, ops ...map[string]any) {
+	e.t.Helper()
+	if status, body := e.do("PATCH", "/Users/"+id, map[string]any{"schemas": []string{patchURN}, "Operations": ops}); status != 200 {
+		e.t.Fatalf("patch: %d %v", status, body)
+	}
+}
+
+func wantCalls(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("calls to the target:\n got %q\nwant %q", got, want)
+	}
+}
+
+// The whole joiner-mover-leaver-rehire path as the target sees it.
+func TestDeliveryLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("ada@example.com", "Engineering")
+
+	// Invariant 1: awaiting MFA, nothing is queued or sent.
+	if n := e.drain(); n != 0 || len(e.app.takeCalls()) != 0 {
+		t.Fatalf("a joiner awaiting MFA got %d deliveries", n)
+	}
+	e.activate(id)
+	e.drain()
+	wantCalls(t, e.app.takeCalls(), "ensure ada@example.com", "grant ada@example.com eng", "grant ada@example.com member")
+
+	// Mover: leaves Engineering; the lost grant is revoked, nothing else.
+	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Sales"})
+	if ds := e.deliveries(store.DeliveryPending); len(ds) != 1 || ds[0].Priority != store.PriorityRevoke {
+		t.Fatalf("mover queued %+v, want one revoke-priority delivery", ds)
+	}
+	e.drain()
+	wantCalls(t, e.app.takeCalls(), "revoke ada@example.com eng")
+
+	// A change that does not touch access queues nothing.
+	e.patch(id, map[string]any{"op": "replace", "path": "displayName", "value": "Ada L."})
+	if ds := e.deliveries(""); len(ds) != 0 {
+		t.Fatalf("a display name change queued %+v", ds)
+	}
+
+	// Leaver: disable first, sessions, then what is left; time-to-revoke.
+	e.clock.advance(time.Minute)
+	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+	leaverAt := e.clock.now()
+	if idn := e.identity(id); !idn.RevokedAt.IsZero() {
+		t.Fatalf("revoked at %v before any connector acknowledged", idn.RevokedAt)
+	}
+	e.clock.advance(1500 * time.Millisecond)
+	e.drain()
+	wantCalls(t, e.app.takeCalls(), "disable ada@example.com", "sessions ada@example.com", "revoke ada@example.com member")
+	if on, ents, _ := e.app.state("ada@example.com"); on || len(ents) != 0 {
+		t.Fatalf("leaver's account: enabled=%v entitlements=%q", on, ents)
+	}
+	idn := e.identity(id)
+	if got := idn.RevokedAt.Sub(idn.LeaverAt); !idn.LeaverAt.Equal(leaverAt) || got != 1500*time.Millisecond {
+		t.Fatalf("leaver_at %v revoked_at %v: time-to-revoke %v, want 1.5s", idn.LeaverAt, idn.RevokedAt, got)
+	}
+	acts := e.lifecycleActions(id)
+	if !slices.Contains(acts, "lifecycle.revoked by dispatcher") || !slices.Contains(acts, "delivery.applied by dispatcher") {
+		t.Fatalf("audit lacks the delivery and the revocation: %q", acts)
+	}
+
+	// Rehire: MFA again, then the same account comes back (ensure re-enables).
+	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": true})
+	e.drain()
+	if calls := e.app.takeCalls(); len(calls) != 0 {
+		t.Fatalf("a rehire awaiting MFA got %q", calls)
+	}
+	e.activate(id)
+	e.drain()
+	wantCalls(t, e.app.takeCalls(), "ensure ada@example.com", "grant ada@example.com member")
+	if idn := e.identity(id); !idn.RevokedAt.IsZero() || !idn.LeaverAt.IsZero() {
+		t.Fatalf("rehire kept leaver_at %v / revoked_at %v", idn.LeaverAt, idn.RevokedAt)
+	}
+}
+
+// Invariant 2: a grant queued before a revocation can never be delivered
+// after it. The job is level-triggered: whatever was queued, the worker
+// sends what is true when it runs.
+func TestStaleGrantNeverOvertakesRevocation(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("bob@example.com", "Engineering")
+	e.activate(id) // grants queued, not yet delivered
+	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+	if ds := e.deliveries(store.DeliveryPending); len(ds) != 1 || ds[0].Priority != store.PriorityRevoke {
+		t.Fatalf("pending %+v, want the one delivery, raised to revoke priority", ds)
+	}
+	e.drain()
+	if calls := e.app.takeCalls(); len(calls) != 0 {
+		t.Fatalf("a leaver whose grants were never delivered got %q", calls)
+	}
+	if idn := e.identity(id); idn.RevokedAt.IsZero() {
+		t.Fatal("revocation not recorded complete once its only delivery ran")
+	}
+}
+
+// Invariant 1 as the target sees it, across random-ish interleavings: every
+// ensure and grant reaches the target only while the identity is active.
+func summaryOf(idn *store.Identity) any {
+	if idn == nil {
+		return nil
+	}
+	return struct{ State, MFA string }{idn.State, idn.MFAMethod}
+}
+
+func TestNoGrantReachesTargetWithoutMFA(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	e.app.check = func(identityID string) error {
+		var idn *store.Identity
+		_ = e.st.View(context.Background(), func(tx store.ReadTx) error {
+			var err error
+			idn, err = tx.GetIdentity(context.Background(), identityID)
+			return err
+		})
+		if idn == nil || idn.State != store.StateActive || idn.MFAMethod == "" {
+			t.Errorf("target received a grant for %s: identity %+v", identityID, summaryOf(idn))
+		}
+		return nil
+	}
+	ids := []string{e.createUser("u1@example.com", "Engineering"), e.createUser("u2@example.com", "Sales")}
+	for round := range 4 {
+		for i, id := range ids {
+			switch (round + i) % 4 {
+			case 0:
+				e.activate(id)
+			case 1:
+				e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+			case 2:
+				e.patch(id, map[string]any{"op": "replace", "path": "active", "value": true})
+			case 3:
+				ctx := reqctx.WithActor(context.Background(), "idp")
+				if err := e.st.Update(ctx, func(tx store.Tx) error {
+					return e.engine.MFARevoked(ctx, tx, id, e.clock.now())
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if round%2 == 1 {
+				e.drain()
+			}
+		}
+	}
+	e.drain()
+}
+
+// Failures: retryable ones back off (Retry-After wins), permanent ones and
+// exhausted attempts dead-letter; a later success resolves the dead letter.
+func TestDeliveryRetryAndDeadLetter(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("cy@example.com", "Sales")
+	e.activate(id)
+
+	e.app.fail = []error{connectors.RetryAfter(42*time.Second, errors.New("slow down"))}
+	e.drain()
+	p := e.deliveries(store.DeliveryPending)
+	if len(p) != 1 || p[0].Attempts != 1 || !p[0].RunAt.Equal(e.clock.now().Add(42*time.Second)) || !strings.Contains(p[0].LastError, "slow down") {
+		t.Fatalf("after a 429: %+v", p)
+	}
+	if n := e.drain(); n != 0 {
+		t.Fatal("a delivery ran before its Retry-After")
+	}
+
+	// Two more retryable failures exhaust MaxAttempts (3): dead letter.
+	for i := range 2 {
+		e.clock.advance(2 * time.Hour)
+		e.app.fail = []error{fmt.Errorf("connection reset %d", i)}
+		e.drain()
+	}
+	dead := e.deliveries(store.DeliveryDead)
+	if len(dead) != 1 || dead[0].Attempts != 3 || !strings.Contains(dead[0].LastError, "connection reset 1") {
+		t.Fatalf("dead letters %+v, want one after 3 attempts", dead)
+	}
+	if acts := e.lifecycleActions(id); !slices.Contains(acts, "delivery.dead by dispatcher") {
+		t.Fatalf("dead letter not audited: %q", acts)
+	}
+
+	// A new change queues a fresh delivery; its success resolves the dead one.
+	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Engineering"})
+	e.drain()
+	if on, ents, _ := e.app.state("cy@example.com"); !on || !slices.Equal(ents, []string{"eng", "member"}) {
+		t.Fatalf("target after recovery: enabled=%v %q", on, ents)
+	}
+	if dead := e.deliveries(store.DeliveryDead); len(dead) != 0 {
+		t.Fatalf("dead letter survived a successful delivery: %+v", dead)
+	}
+
+	// Permanent: dead at once, no retries.
+	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Sales"})
+	e.app.fail = []error{connectors.Errorf(connectors.Permanent, "403 forbidden")}
+	e.drain()
+	if dead := e.deliveries(store.DeliveryDead); len(dead) != 1 || dead[0].Attempts != 1 {
+		t.Fatalf("permanent failure: dead %+v, want one after 1 attempt", dead)
+	}
+}
+
+// Progress within a delivery is kept: an ensure that succeeded before a
+// grant failed is not repeated, and nothing already granted is re-sent.
+func TestPartialProgressIsKept(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("di@example.com", "Engineering")
+	e.activate(id)
+	e.app.fail = []error{nil, nil, errors.New("timeout")} // ensure, grant eng ok; grant member fails
+	e.drain()
+	wantCalls(t, e.app.takeCalls(), "ensure di@example.com", "grant di@example.com eng")
+	e.clock.advance(time.Hour)
+	e.drain()
+	wantCalls(t, e.app.takeCalls(), "grant di@example.com member")
+}
+
+// A crash leaves deliveries running; the next start requeues them.
+func TestRunRequeuesAfterCrash(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("ed@example.com", "Sales")
+	e.activate(id)
+	ctx := context.Background()
+	if err := e.st.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.ClaimDeliveries(ctx, "app", e.clock.now(), 10) // then "crash"
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.drain(); n != 0 {
+		t.Fatal("a running delivery was claimed twice")
+	}
+	run, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	e.d.Poll = 5 * time.Millisecond
+	go func() { done <- e.d.Run(run) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if on, _, _ := e.app.state("ed@example.com"); on {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the requeued delivery never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	acct := func(ref string, enabled bool, ents ...string) *store.Account {
+		return &store.Account{Ref: ref, Enabled: enabled, Entitlements: ents}
+	}
+	cases := []struct {
+		name     string
+		want     []string
+		acct     *store.Account
+		sessions bool
+		ops      string
+	}{
+		{"nothing anywhere", nil, nil, true, ""},
+		{"joiner", []string{"a", "b"}, nil, false, "ensure, grant a, grant b"},
+		{"in sync", []string{"a"}, acct("r", true, "a"), false, ""},
+		{"mover swaps", []string{"b"}, acct("r", true, "a"), false, "revoke a, grant b"},
+		{"rehire re-enables", []string{"a"}, acct("r", false), false, "ensure, grant a"},
+		{"leaver with sessions", nil, acct("r", true, "a", "b"), true, "disable, revoke_sessions, revoke a, revoke b"},
+		{"leaver without sessions", nil, acct("r", true, "a"), false, "disable, revoke a"},
+		{"already disabled, grants left", nil, acct("r", false, "a"), true, "revoke a"},
+		{"never created", nil, acct("", false), true, ""},
+	}
+	for _, c := range cases {
+		var got []string
+		for _, op := range workflows.Plan(c.want, c.acct, c.sessions) {
+			got = append(got, op.String())
+		}
+		if s := strings.Join(got, ", "); s != c.ops {
+			t.Errorf("%s: plan %q, want %q", c.name, s, c.ops)
+		}
+	}
+}
+
+// The audit chain stays intact through deliveries.
+func TestDeliveryAuditChain(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("fay@example.com", "Engineering")
+	e.activate(id)
+	e.drain()
+	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+	e.drain()
+	if _, err := audit.VerifyStore(context.Background(), e.st); err != nil {
+		t.Fatal(err)
+	}
+}
