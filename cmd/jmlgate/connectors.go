@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"slices"
 
 	"golang.org/x/time/rate"
@@ -66,17 +68,21 @@ func openTargets(cfg *config.Config, keys *webhook.KeySet, log *slog.Logger) (ma
 	}
 	types := connectorTypes(keys)
 	targets := map[string]*workflows.Target{}
-	var errs []error
+	var problems []config.Problem
 	for i, cn := range cfg.Connectors {
 		path := fmt.Sprintf("connectors[%d].config", i)
 		c := types[cn.Type]()
 		if err := cfg.DecodeSection(path, cn.Config, c); err != nil {
-			errs = append(errs, err)
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				return nil, err
+			}
+			problems = append(problems, ce.Problems...)
 			continue
 		}
 		conn, err := c.Open(cn.Name, log.With("connector", cn.Name))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s (%s): %w", path, cn.Name, err))
+			problems = append(problems, openProblems(cfg, path, err)...)
 			continue
 		}
 		t := &workflows.Target{
@@ -92,12 +98,39 @@ func openTargets(cfg *config.Config, keys *webhook.KeySet, log *slog.Logger) (ma
 		}
 		targets[cn.Name] = t
 	}
-	if len(errs) > 0 {
+	if len(problems) > 0 {
 		closeTargets(targets)
-		return nil, errors.Join(errs...)
+		return nil, &config.Error{File: cfg.File(), Problems: problems}
 	}
 	return targets, nil
 }
+
+// openProblems turns a connector's Open error into configuration problems.
+// Connectors report every problem at once (errors.Join), each message
+// starting with its key ("timeout: must be positive"); those get the full
+// key path and line, anything else is reported against the section.
+func openProblems(cfg *config.Config, path string, err error) []config.Problem {
+	var out []config.Problem
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		msg = strings.TrimSpace(msg)
+		if msg == "" {
+			continue
+		}
+		p := config.Problem{Path: path, Message: msg}
+		if key, rest, ok := strings.Cut(msg, ": "); ok && configKey.MatchString(key) {
+			p.Path, p.Message = path+"."+key, rest
+		}
+		p.Line = cfg.Line(p.Path)
+		if p.Line == 0 {
+			p.Line = cfg.Line(path)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// configKey matches a key path as connectors name them in messages.
+var configKey = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*|\[[0-9]+\])*$`)
 
 // closeTargets releases connectors that hold resources (connection pools).
 func closeTargets(targets map[string]*workflows.Target) {

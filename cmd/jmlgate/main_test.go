@@ -355,10 +355,82 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// The example configuration loads, and every connector in it decodes and
+// opens (opening does no I/O, so none needs to be reachable), with one of
+// each type.
 func TestConfigExampleLoads(t *testing.T) {
 	t.Parallel()
-	if _, err := config.Load(filepath.Join("..", "..", "config.example.yaml")); err != nil {
+	cfg, err := config.Load(filepath.Join("..", "..", "config.example.yaml"))
+	if err != nil {
 		t.Fatalf("config.example.yaml: %v", err)
+	}
+	cfg.Webhooks.KeyFile = filepath.Join(t.TempDir(), "webhook.jwks")
+	keys, err := webhookKeys(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := openTargets(cfg, keys, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("config.example.yaml connectors: %v", err)
+	}
+	defer closeTargets(targets)
+	types := map[string]bool{}
+	for _, tg := range targets {
+		types[tg.Type] = true
+	}
+	for _, typ := range typeNames() {
+		if !types[typ] {
+			t.Errorf("config.example.yaml has no %s connector", typ)
+		}
+	}
+}
+
+// Connector sections are checked as strictly as the rest of the file, and
+// every problem of every connector is reported at once.
+func TestConnectorConfigProblemsStopServe(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := writeFile(p, `store: {path: `+filepath.Join(t.TempDir(), "x.db")+`}
+connectors:
+  - name: app
+    type: scim
+    config: {base_url: "http://example.com/scim", tokn: x}
+  - name: hook
+    type: webhook
+    config: {url: "https://h.example.com", timeout: 5}
+  - name: crm
+    type: salesforce
+roles:
+  - {name: r, when: "true", grants: [{connector: nowhere, entitlement: e}]}
+`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cli(t, "serve", "--config", p)
+	if err == nil {
+		t.Fatal("serve started with broken connectors")
+	}
+	for _, want := range []string{`connectors[2].type: unknown type "salesforce"`, `roles[0].grants[0].connector: no connector named "nowhere"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	// Fix the first round; the per-type sections are then checked together.
+	if err := writeFile(p, `store: {path: `+filepath.Join(t.TempDir(), "x.db")+`}
+connectors:
+  - name: app
+    type: scim
+    config: {base_url: "http://example.com/scim", tokn: x}
+  - name: hook
+    type: webhook
+    config: {url: "https://h.example.com", timeout: 5}
+`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli(t, "serve", "--config", p)
+	for _, want := range []string{"connectors[0].config.tokn: unknown key", "connectors[1].config.timeout"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
 	}
 }
 

@@ -268,26 +268,6 @@ func (s *Secret) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Duration is a time.Duration written as a Go duration string ("10s",
-// "1m30s"). Bare numbers are rejected: they have no unit.
-type Duration time.Duration
-
-// String formats d like time.Duration.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// UnmarshalYAML parses a duration string.
-func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err != nil {
-		return errors.New(`want a duration like "10s"`)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf(`want a duration like "10s", got %q`, s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes d as a duration string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+// Duration is a time.Duration written as a Go duration string ("10s");
+// bare numbers are rejected.
+type Duration = connectors.Duration

@@ -53,6 +53,7 @@ func (w *walker) add(path string, n ast.Node, format string, args ...any) {
 
 var (
 	durationType    = reflect.TypeFor[Duration]()
+	stdDurationType = reflect.TypeFor[time.Duration]()
 	timeType        = reflect.TypeFor[time.Time]()
 	sectionType     = reflect.TypeFor[Section]()
 	anyMapType      = reflect.TypeFor[map[string]any]()
@@ -162,6 +163,15 @@ func (w *walker) leaf(n ast.Node, t reflect.Type, path string) {
 	want := wantOf(t)
 	if _, ok := n.(ast.ScalarNode); !ok {
 		w.add(path, n, "want %s, got %s", want, describe(n))
+		return
+	}
+	if t == stdDurationType {
+		// goccy decodes "10s" into a time.Duration, and would take a bare
+		// number as nanoseconds: require the string.
+		_, ok := n.(*ast.StringNode)
+		if _, err := time.ParseDuration(n.GetToken().Value); !ok || err != nil {
+			w.add(path, n, "want %s, got %s", wantOf(durationType), describe(n))
+		}
 		return
 	}
 	if t == timeType {

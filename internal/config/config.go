@@ -44,7 +44,12 @@ type Config struct {
 	// lines maps key paths ("server.listen", "auth.tokens[0].name") to the
 	// line they were read from, so Validate can point at them.
 	lines map[string]int
+	// file is the path Load read, for messages.
+	file string
 }
+
+// File is the path the configuration was loaded from ("" when none).
+func (c *Config) File() string { return c.file }
 
 // Server configures the HTTP listener.
 type Server struct {
@@ -355,6 +360,9 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(data, os.LookupEnv)
 	if e, ok := err.(*Error); ok {
 		e.File = path
+	}
+	if c != nil {
+		c.file = path
 	}
 	return c, err
 }

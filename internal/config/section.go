@@ -41,11 +41,11 @@ func (c *Config) DecodeSection(path string, sec Section, into any) error {
 	}
 	data, err := yaml.Marshal(sec.raw)
 	if err != nil {
-		return &Error{Problems: []Problem{{Path: path, Line: c.Line(path), Message: err.Error()}}}
+		return &Error{File: c.file, Problems: []Problem{{Path: path, Line: c.Line(path), Message: err.Error()}}}
 	}
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil || len(file.Docs) == 0 || file.Docs[0].Body == nil {
-		return &Error{Problems: []Problem{{Path: path, Line: c.Line(path), Message: "want a mapping"}}}
+		return &Error{File: c.file, Problems: []Problem{{Path: path, Line: c.Line(path), Message: "want a mapping"}}}
 	}
 	w := &walker{lines: map[string]int{}}
 	w.walk(file.Docs[0].Body, reflect.TypeOf(into).Elem(), "")
@@ -70,7 +70,7 @@ func (c *Config) DecodeSection(path string, sec Section, into any) error {
 		}
 	}
 	if len(problems) > 0 {
-		return &Error{Problems: problems}
+		return &Error{File: c.file, Problems: problems}
 	}
 	return nil
 }

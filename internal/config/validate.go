@@ -55,7 +55,7 @@ func (c *Config) Validate() error {
 	c.validateRoles(&v)
 	c.validateConnectors(&v)
 	if len(v.problems) > 0 {
-		return &Error{Problems: v.problems}
+		return &Error{File: c.file, Problems: v.problems}
 	}
 	return nil
 }
@@ -423,7 +423,7 @@ func (c *Config) CheckConnectors(types []string) error {
 		}
 	}
 	if len(v.problems) > 0 {
-		return &Error{Problems: v.problems}
+		return &Error{File: c.file, Problems: v.problems}
 	}
 	return nil
 }
