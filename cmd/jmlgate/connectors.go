@@ -8,8 +8,8 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"slices"
+	"strings"
 
 	"golang.org/x/time/rate"
 
