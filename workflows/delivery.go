@@ -41,6 +41,8 @@ type Target struct {
 	// (0: only on demand). Only for connectors that are Listers.
 	ReconcileInterval time.Duration
 
+	reconciling sync.Mutex // held by Reconcile
+
 	mu          sync.Mutex
 	lastSuccess time.Time
 	lastError   string

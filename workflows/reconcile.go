@@ -94,23 +94,25 @@ type ReconcileReport struct {
 // that identity, else to the identity whose recorded ref it has.
 //
 // Accounts of identities jmlgate knows are never touched directly, since a
-// delivery may be running for the pair: for each such identity, ONE store
-// transaction records the target's state as the account's last known state
-// (so the level-triggered delivery plans from the truth), enqueues a
-// delivery (revoke priority when anything must be taken away) and writes a
-// "drift.<kind>" audit record (resource Identity) per finding. The recorded
-// state is left alone while a delivery of the pair is running or when one
-// recorded progress since the snapshot taken before the listing; the
-// delivery is still enqueued and runs after it. Missing access
-// (missing_entitlement, account_disabled) is always repaired this way; with
-// Drift "report" (the default) unmanaged access is only audited and
+// delivery may be running for the pair. The identities involved are read
+// in one snapshot after the listing; for each one whose accounts show
+// drift there, ONE store transaction re-reads the identity and account,
+// records the target's state as the account's last known state (so the
+// level-triggered delivery plans from the truth), enqueues a delivery
+// (revoke priority when anything must be taken away) and writes a
+// "drift.<kind>" audit record (resource Identity) per finding. The
+// recorded state is left alone while a delivery of the pair is running or
+// when one recorded progress since the snapshot taken before the listing;
+// the delivery is still enqueued and runs after it. Missing access
+// (missing_entitlement, account_disabled) is always repaired this way;
+// with Drift "report" (the default) unmanaged access is only audited and
 // reported, and the recorded state never learns of it, so no later
-// delivery revokes it either. A recorded account that the target no longer
-// lists, of an identity with sendable access there, is account_disabled
-// plus missing_entitlement for each entitlement: the delivery ensures it
-// again. When one identity has several accounts in the target, the one with
-// the recorded ref (else the first listed) is reconciled and the others are
-// only reported.
+// delivery revokes it either. A recorded account that the target no
+// longer lists, of an identity with sendable access there, is
+// account_disabled plus missing_entitlement for each entitlement: the
+// delivery ensures it again. When one identity has several accounts in the
+// target, the one with the recorded ref (else the first listed) is
+// reconciled and the others are only reported.
 //
 // Accounts nobody in jmlgate knows are reported with Drift "report"; with
 // "revoke" they are disabled and each entitlement revoked by direct calls
@@ -132,6 +134,10 @@ func (d *Dispatcher) Reconcile(ctx context.Context, name string) (*ReconcileRepo
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (type %s)", ErrNotLister, name, t.Type)
 	}
+	// One pass per target at a time: the periodic loop and the API would
+	// otherwise list the same target twice and report the same findings.
+	t.reconciling.Lock()
+	defer t.reconciling.Unlock()
 	rc := &reconciler{d: d, t: t, actor: reqctx.Actor(ctx), requestID: reqctx.RequestID(ctx)}
 	if rc.actor == "" || rc.actor == "anonymous" {
 		rc.actor = reconcilerActor
@@ -168,38 +174,41 @@ func (d *Dispatcher) Reconcile(ctx context.Context, name string) (*ReconcileRepo
 	}
 	rep.Accounts = len(listed)
 
-	// Which identity ids the target names that jmlgate knows without an
-	// account record there (recorded ones exist: accounts reference them).
-	known := map[string]bool{}
+	// One read of every identity the listing names or the records hold.
+	idns := map[string]*store.Identity{}
 	var ask []string
 	for _, s := range listed {
-		if s.IdentityID != "" && byID[s.IdentityID] == nil && !slices.Contains(ask, s.IdentityID) {
+		if s.IdentityID != "" && !slices.Contains(ask, s.IdentityID) {
 			ask = append(ask, s.IdentityID)
 		}
 	}
-	if len(ask) > 0 {
-		if err := d.Store.View(ctx, func(tx store.ReadTx) error {
-			for _, id := range ask {
-				switch _, err := tx.GetIdentity(ctx, id); {
-				case err == nil:
-					known[id] = true
-				case !errors.Is(err, store.ErrNotFound):
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("workflows: reconcile %q: %w", name, err)
+	for _, a := range recorded {
+		if !slices.Contains(ask, a.IdentityID) {
+			ask = append(ask, a.IdentityID)
 		}
+	}
+	if err := d.Store.View(ctx, func(tx store.ReadTx) error {
+		for _, id := range ask {
+			idn, err := tx.GetIdentity(ctx, id)
+			switch {
+			case err == nil:
+				idns[id] = idn
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("workflows: reconcile %q: %w", name, err)
 	}
 
 	byIdentity := map[string][]connectors.AccountState{}
 	var unknown []connectors.AccountState
 	for _, s := range listed {
 		switch {
-		case s.IdentityID != "" && (byID[s.IdentityID] != nil || known[s.IdentityID]):
+		case s.IdentityID != "" && idns[s.IdentityID] != nil:
 			byIdentity[s.IdentityID] = append(byIdentity[s.IdentityID], s)
-		case s.Ref != "" && byRef[s.Ref] != nil:
+		case s.Ref != "" && byRef[s.Ref] != nil && idns[byRef[s.Ref].IdentityID] != nil:
 			id := byRef[s.Ref].IdentityID
 			byIdentity[id] = append(byIdentity[id], s)
 		default:
@@ -208,7 +217,7 @@ func (d *Dispatcher) Reconcile(ctx context.Context, name string) (*ReconcileRepo
 	}
 	// Recorded accounts the target no longer lists are checked too.
 	for _, a := range recorded {
-		if _, ok := byIdentity[a.IdentityID]; !ok && a.Ref != "" {
+		if _, ok := byIdentity[a.IdentityID]; !ok && a.Ref != "" && idns[a.IdentityID] != nil {
 			byIdentity[a.IdentityID] = nil
 		}
 	}
@@ -221,6 +230,13 @@ func (d *Dispatcher) Reconcile(ctx context.Context, name string) (*ReconcileRepo
 		return rep, nil
 	}
 	for _, id := range slices.Sorted(maps.Keys(byIdentity)) {
+		// Accounts without drift in this snapshot need no write
+		// transaction; those with drift are assessed again inside one.
+		if a, err := rc.assess(idns[id], byIdentity[id], byID[id], rep.Started); err != nil {
+			return finish(err)
+		} else if len(a.findings) == 0 {
+			continue
+		}
 		fs, err := rc.identity(ctx, id, byIdentity[id], byID[id])
 		rep.Findings = append(rep.Findings, fs...)
 		if err != nil {
@@ -247,9 +263,102 @@ type reconciler struct {
 
 func (rc *reconciler) revoke() bool { return rc.t.Drift == driftRevoke }
 
+// assessment is what reconciling one identity's accounts finds and would do.
+type assessment struct {
+	findings []Finding
+	next     *store.Account // the account state to record when repairing
+	repair   bool           // a delivery must be enqueued
+	takeAway bool           // ... with revoke priority
+}
+
+// assess compares the target's accounts states of identity idn (nil: none
+// listed) with its sendable access, given its recorded account cur (nil:
+// none). It reads nothing and writes nothing.
+func (rc *reconciler) assess(idn *store.Identity, states []connectors.AccountState, cur *store.Account, now time.Time) (assessment, error) {
+	var a assessment
+	sendable, err := Sendable(idn)
+	if err != nil {
+		return a, err
+	}
+	want := sendable[rc.t.Name]
+
+	// The account with the recorded ref, else the first listed, is the
+	// one a delivery acts on; others are extras.
+	var primary *connectors.AccountState
+	var extras []connectors.AccountState
+	for i := range states {
+		if primary == nil && cur != nil && cur.Ref != "" && states[i].Ref == cur.Ref {
+			primary = &states[i]
+		}
+	}
+	for i := range states {
+		switch {
+		case primary == nil:
+			primary = &states[i]
+		case &states[i] != primary:
+			extras = append(extras, states[i])
+		}
+	}
+
+	add := func(kind, ref, user, ent string) {
+		f := Finding{Kind: kind, Ref: ref, UserName: user, IdentityID: idn.ID, Entitlement: ent, Action: actionReported}
+		unmanaged := kind == driftUnmanagedAccount || kind == driftUnmanagedEntitlement
+		if !unmanaged || rc.revoke() {
+			f.Action = actionEnqueued
+			a.repair = true
+			a.takeAway = a.takeAway || unmanaged
+		}
+		a.findings = append(a.findings, f)
+	}
+	switch {
+	case primary == nil:
+		// Recorded, not listed: gone from the target.
+		if len(want) == 0 || cur == nil || cur.Ref == "" {
+			break
+		}
+		add(driftAccountDisabled, cur.Ref, idn.UserName, "")
+		for _, e := range want {
+			add(driftMissingEntitlement, cur.Ref, idn.UserName, e)
+		}
+		a.next = &store.Account{IdentityID: idn.ID, Connector: rc.t.Name, Ref: cur.Ref, Enabled: false, Updated: now}
+	default:
+		s := primary
+		if len(want) == 0 {
+			if s.Enabled {
+				add(driftUnmanagedAccount, s.Ref, s.UserName, "")
+			}
+		} else if !s.Enabled {
+			add(driftAccountDisabled, s.Ref, s.UserName, "")
+		}
+		for _, e := range want {
+			if !slices.Contains(s.Entitlements, e) {
+				add(driftMissingEntitlement, s.Ref, s.UserName, e)
+			}
+		}
+		for _, e := range s.Entitlements {
+			if !slices.Contains(want, e) {
+				add(driftUnmanagedEntitlement, s.Ref, s.UserName, e)
+			}
+		}
+		a.next = rc.recordOf(idn.ID, s, want, cur, now)
+	}
+	for _, s := range extras {
+		// Only the recorded account can be repaired by a delivery.
+		if s.Enabled {
+			a.findings = append(a.findings, Finding{Kind: driftUnmanagedAccount, Ref: s.Ref, UserName: s.UserName,
+				IdentityID: idn.ID, Action: actionReported})
+		}
+		for _, e := range s.Entitlements {
+			a.findings = append(a.findings, Finding{Kind: driftUnmanagedEntitlement, Ref: s.Ref, UserName: s.UserName,
+				IdentityID: idn.ID, Entitlement: e, Action: actionReported})
+		}
+	}
+	return a, nil
+}
+
 // identity reconciles the accounts states (nil: none listed) of identity
 // id, whose recorded account before the listing was base (nil: none), in
-// one transaction.
+// one transaction that reads the identity and its account afresh.
 func (rc *reconciler) identity(ctx context.Context, id string, states []connectors.AccountState, base *store.Account) ([]Finding, error) {
 	name := rc.t.Name
 	var out []Finding
@@ -260,11 +369,6 @@ func (rc *reconciler) identity(ctx context.Context, id string, states []connecto
 		if err != nil {
 			return err
 		}
-		sendable, err := Sendable(idn)
-		if err != nil {
-			return err
-		}
-		want := sendable[name]
 		cur, err := tx.GetAccount(ctx, id, name)
 		if errors.Is(err, store.ErrNotFound) {
 			cur, err = nil, nil
@@ -278,98 +382,30 @@ func (rc *reconciler) identity(ctx context.Context, id string, states []connecto
 			return err
 		}
 		busy := len(running) > 0 || !sameAccount(base, cur)
-
-		var primary *connectors.AccountState
-		var extras []connectors.AccountState
-		for i := range states {
-			if primary == nil && cur != nil && cur.Ref != "" && states[i].Ref == cur.Ref {
-				primary = &states[i]
-			}
+		a, err := rc.assess(idn, states, cur, now)
+		if err != nil {
+			return err
 		}
-		for i := range states {
-			switch {
-			case primary == nil:
-				primary = &states[i]
-			case &states[i] != primary:
-				extras = append(extras, states[i])
-			}
-		}
-
-		var next *store.Account
-		var fs []Finding
-		repair, takeAway := false, false
-		add := func(kind, ref, user, ent string) {
-			f := Finding{Kind: kind, Ref: ref, UserName: user, IdentityID: id, Entitlement: ent, Action: actionReported}
-			unmanaged := kind == driftUnmanagedAccount || kind == driftUnmanagedEntitlement
-			if !unmanaged || rc.revoke() {
-				f.Action = actionEnqueued
-				repair = true
-				takeAway = takeAway || unmanaged
-			}
-			fs = append(fs, f)
-		}
-		switch {
-		case primary == nil:
-			// Recorded, not listed: gone from the target.
-			if len(want) == 0 || cur == nil || cur.Ref == "" {
-				break
-			}
-			add(driftAccountDisabled, cur.Ref, idn.UserName, "")
-			for _, e := range want {
-				add(driftMissingEntitlement, cur.Ref, idn.UserName, e)
-			}
-			next = &store.Account{IdentityID: id, Connector: name, Ref: cur.Ref, Enabled: false, Updated: now}
-		default:
-			s := primary
-			if len(want) == 0 {
-				if s.Enabled {
-					add(driftUnmanagedAccount, s.Ref, s.UserName, "")
-				}
-			} else if !s.Enabled {
-				add(driftAccountDisabled, s.Ref, s.UserName, "")
-			}
-			for _, e := range want {
-				if !slices.Contains(s.Entitlements, e) {
-					add(driftMissingEntitlement, s.Ref, s.UserName, e)
-				}
-			}
-			for _, e := range s.Entitlements {
-				if !slices.Contains(want, e) {
-					add(driftUnmanagedEntitlement, s.Ref, s.UserName, e)
-				}
-			}
-			next = rc.recordOf(id, s, want, cur, now)
-		}
-		for _, s := range extras {
-			// Only the recorded account can be repaired by a delivery.
-			if s.Enabled {
-				fs = append(fs, Finding{Kind: driftUnmanagedAccount, Ref: s.Ref, UserName: s.UserName, IdentityID: id, Action: actionReported})
-			}
-			for _, e := range s.Entitlements {
-				fs = append(fs, Finding{Kind: driftUnmanagedEntitlement, Ref: s.Ref, UserName: s.UserName, IdentityID: id,
-					Entitlement: e, Action: actionReported})
-			}
-		}
-		if repair {
+		if a.repair {
 			if !busy {
-				if err := tx.PutAccount(ctx, next); err != nil {
+				if err := tx.PutAccount(ctx, a.next); err != nil {
 					return err
 				}
 			}
 			prio := store.PriorityGrant
-			if takeAway {
+			if a.takeAway {
 				prio = store.PriorityRevoke
 			}
 			if _, err := tx.EnqueueDelivery(ctx, id, name, prio, now); err != nil {
 				return err
 			}
 		}
-		for _, f := range fs {
+		for _, f := range a.findings {
 			if err := rc.audit(ctx, tx, now, store.TypeIdentity, id, f); err != nil {
 				return err
 			}
 		}
-		out = fs
+		out = a.findings
 		return nil
 	})
 	if err != nil {

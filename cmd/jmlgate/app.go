@@ -20,6 +20,7 @@ import (
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/auth"
 	"github.com/jmlgate/jmlgate/internal/config"
+	"github.com/jmlgate/jmlgate/internal/deliveryapi"
 	"github.com/jmlgate/jmlgate/internal/events"
 	"github.com/jmlgate/jmlgate/internal/httpapi"
 	"github.com/jmlgate/jmlgate/internal/identityapi"
@@ -133,6 +134,12 @@ func (a *App) Open(ctx context.Context) error {
 		// Receivers verify webhook events against these keys.
 		mounts = append(mounts, httpapi.Mount{Prefix: webhookJWKSPath, Handler: webhook.JWKSHandler(keys), Public: true})
 	}
+	deliveries := deliveryapi.Handler(a.dispatcher, st, a.Logger)
+	names := make([]string, 0, len(targets))
+	for name := range targets {
+		names = append(names, name)
+	}
+	reg.MustRegister(deliveryapi.NewQueueCollector(st, names))
 	rl := a.Config.Server.RateLimit
 	rps := 0.0
 	if rl.Enabled {
@@ -150,6 +157,9 @@ func (a *App) Open(ctx context.Context) error {
 			{Prefix: "/api/v1/roles", Handler: roles.Handler(roleSet, a.Logger), Scopes: readScopes},
 			{Prefix: "/api/v1/identities", Handler: identityapi.Handler(st, a.Logger), Scopes: readScopes},
 			{Prefix: "/api/v1/identities/:id/mfa", Handler: identityapi.MFAHandler(mfa, a.Logger), Scopes: enrollScopes},
+			{Prefix: "/api/v1/identities/:id/plan", Handler: deliveryapi.PlanHandler(a.dispatcher, st, a.Logger), Scopes: readScopes},
+			{Prefix: deliveryapi.DeliveriesPrefix, Handler: deliveries, Scopes: []auth.Scope{auth.ScopeAdmin}},
+			{Prefix: deliveryapi.ConnectorsPrefix, Handler: deliveries, Scopes: []auth.Scope{auth.ScopeAdmin}},
 			{Prefix: identityapi.ApprovalsPrefix, Scopes: []auth.Scope{auth.ScopeApprove}, Handler: identityapi.ApprovalsHandler(st, a.engine, a.Logger)},
 			{Prefix: identityapi.ExceptionsPrefix, Scopes: []auth.Scope{auth.ScopeApprove}, Handler: (&identityapi.Exceptions{
 				Store: st, Engine: a.engine, Max: a.Config.MFA.ExceptionMax.D(), Log: a.Logger}).Handler()},

@@ -89,7 +89,7 @@ func New(cfg Config) http.Handler {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry, ErrorHandling: promhttp.ContinueOnError})))
 
 	authn := authenticate(cfg.Auth)
 	limit := rateLimit(cfg.RateLimit, cfg.RateBurst)
