@@ -358,6 +358,7 @@ func (d *Dispatcher) deliver(ctx context.Context, t *Target, job *store.Delivery
 		done []Op
 		next *store.Account
 	)
+	ctx = connectors.WithDelivery(ctx, job.ID, job.Attempts)
 	if err == nil {
 		var want map[string][]string
 		if want, err = Sendable(idn); err == nil {

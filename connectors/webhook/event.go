@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"github.com/jmlgate/jmlgate/connectors"
 	"hash"
 	"time"
 )
@@ -99,11 +100,15 @@ type generationKey struct{}
 //
 // The id is base64url(SHA-256) over the connector name, the event type, the
 // ref, the entitlement, for account.ensure the account's fields, and n.
-// The dispatcher passes the id of the job (the same on every retry of that
-// job, different for every later job): a retried job then sends the same
-// jti, and a later job that repeats an operation (grant, revoke, grant
-// again; ensure after disable for a rehire) sends a new one. Two events
-// with the same jti thus always say the same thing.
+// jmlgate's dispatcher does not call this: it passes its delivery id and
+// attempt through connectors.WithDelivery, from which the generation is
+// derived. An operation sent twice within one attempt (a lost response
+// retried by the transport) keeps its jti; a later attempt or delivery,
+// which may repeat an operation on purpose (grant, revoke, grant again;
+// ensure after disable for a rehire), gets a new one. Two events with the
+// same jti thus always say the same thing, and a receiver that dedupes on
+// jti never drops an operation meant anew (re-applying an idempotent one
+// is harmless).
 //
 // Without a generation in ctx every call gets a random jti: the connector
 // cannot tell a retry from a new operation that happens to repeat an old
@@ -115,10 +120,17 @@ func WithGeneration(ctx context.Context, n int64) context.Context {
 	return context.WithValue(ctx, generationKey{}, n)
 }
 
-// generation returns the generation in ctx, if any.
+// generation returns the generation in ctx, if any: one set with
+// WithGeneration, else one derived from the dispatcher's delivery id and
+// attempt (connectors.WithDelivery).
 func generation(ctx context.Context) (int64, bool) {
-	n, ok := ctx.Value(generationKey{}).(int64)
-	return n, ok
+	if n, ok := ctx.Value(generationKey{}).(int64); ok {
+		return n, true
+	}
+	if id, attempt, ok := connectors.DeliveryFrom(ctx); ok {
+		return id<<16 | int64(attempt&0xffff), true
+	}
+	return 0, false
 }
 
 // eventID returns the jti of ev (whose JTI, Issuer, IssuedAt and ExpiresAt
