@@ -230,58 +230,13 @@ func (r *redactor) apply(msg string) string {
 		return msg
 	}
 	for _, s := range r.secrets {
-		msg = strings.ReplaceAll(msg, s, redacted)
+		msg = strings.ReplaceAll(msg, s, Secret("x").String())
 	}
 	return msg
 }
 
-// Secret is a configuration value that must not leak: fmt (every verb),
-// slog, JSON and YAML marshalling all show "[redacted]" (or "" when it is
-// empty). Use string(s) to get the value.
-type Secret string
-
-const redacted = "[redacted]"
-
-func (s Secret) show() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// String returns "[redacted]".
-func (s Secret) String() string { return s.show() }
-
-// GoString returns "[redacted]" quoted, for %#v.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.show()) }
-
-// Format prints "[redacted]" whatever the verb.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'q' || (verb == 'v' && f.Flag('#')) {
-		fmt.Fprintf(f, "%q", s.show())
-		return
-	}
-	fmt.Fprint(f, s.show())
-}
-
-// LogValue keeps the value out of slog output.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.show()) }
-
-// MarshalJSON writes "[redacted]".
-func (s Secret) MarshalJSON() ([]byte, error) { return fmt.Appendf(nil, "%q", s.show()), nil }
-
-// MarshalYAML writes "[redacted]".
-func (s Secret) MarshalYAML() (any, error) { return s.show(), nil }
-
-// MarshalText writes "[redacted]".
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.show()), nil }
-
-// UnmarshalText keeps the value as written; it exists so that decoders
-// that prefer TextUnmarshaler once MarshalText exists still read the secret.
-func (s *Secret) UnmarshalText(b []byte) error {
-	*s = Secret(b)
-	return nil
-}
+// Secret is a value that must not leak (see connectors.Secret).
+type Secret = connectors.Secret
 
 // Duration is a time.Duration written as a Go duration string ("10s");
 // bare numbers are rejected.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -189,19 +188,11 @@ func checkURL(raw string) (*url.URL, error) {
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return nil, errors.New("must not have a query or fragment")
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && connectors.IsLoopback(u.Hostname()):
 	default:
 		return nil, errors.New("must be an https URL (http is allowed only for 127.0.0.1, ::1 and localhost)")
 	}
 	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func loadCAs(path string) (*x509.CertPool, error) {
@@ -219,54 +210,8 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Secret is a configuration value that must not leak: fmt (every verb),
-// slog, JSON and YAML marshalling all show "[redacted]" (or "" when it is
-// empty). Use string(s) to get the value.
-type Secret string
-
-const redacted = "[redacted]"
-
-func (s Secret) show() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// String returns "[redacted]".
-func (s Secret) String() string { return s.show() }
-
-// GoString returns "[redacted]" quoted, for %#v.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.show()) }
-
-// Format prints "[redacted]" whatever the verb.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'q' || (verb == 'v' && f.Flag('#')) {
-		fmt.Fprintf(f, "%q", s.show())
-		return
-	}
-	fmt.Fprint(f, s.show())
-}
-
-// LogValue keeps the value out of slog output.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.show()) }
-
-// MarshalJSON writes "[redacted]".
-func (s Secret) MarshalJSON() ([]byte, error) { return fmt.Appendf(nil, "%q", s.show()), nil }
-
-// MarshalYAML writes "[redacted]".
-func (s Secret) MarshalYAML() (any, error) { return s.show(), nil }
-
-// MarshalText writes "[redacted]" (encoding.TextMarshaler users such as
-// some loggers).
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.show()), nil }
-
-// UnmarshalText keeps the value as written; it exists so that decoders
-// that prefer TextUnmarshaler once MarshalText exists still read the secret.
-func (s *Secret) UnmarshalText(b []byte) error {
-	*s = Secret(b)
-	return nil
-}
+// Secret is a value that must not leak (see connectors.Secret).
+type Secret = connectors.Secret
 
 // Duration is a time.Duration written as a Go duration string ("10s");
 // bare numbers are rejected.

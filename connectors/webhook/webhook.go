@@ -20,7 +20,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -73,21 +72,8 @@ type TLS struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-// Secret is a configuration value that must not leak: every fmt verb, JSON,
-// YAML and slog show it as [REDACTED].
-type Secret string
-
-const redacted = "[REDACTED]"
-
-func (Secret) String() string               { return redacted }
-func (Secret) GoString() string             { return redacted }
-func (Secret) Format(f fmt.State, _ rune)   { io.WriteString(f, redacted) }
-func (Secret) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
-func (Secret) MarshalYAML() (any, error)    { return redacted, nil }
-func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
-
-// reveal returns the value, for the request only.
-func (s Secret) reveal() string { return string(s) }
+// Secret is a value that must not leak (see connectors.Secret).
+type Secret = connectors.Secret
 
 // Factory returns the connectors.Factory of the webhook type: a Config with
 // Timeout DefaultTimeout and Keys ks. cmd/jmlgate registers
@@ -146,17 +132,17 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 		case header.Get(canon) != "":
 			problem("%s: repeats another header name (names are case-insensitive)", key)
 			continue
-		case strings.TrimSpace(v.reveal()) == "":
+		case strings.TrimSpace(string(v)) == "":
 			problem("%s: value is empty", key)
 			continue
-		case strings.ContainsFunc(v.reveal(), isCtl):
+		case strings.ContainsFunc(string(v), isCtl):
 			problem("%s: value contains a control character", key)
 			continue
-		case strings.TrimSpace(v.reveal()) != v.reveal():
+		case strings.TrimSpace(string(v)) != string(v):
 			problem("%s: value has leading or trailing white space", key)
 			continue
 		}
-		header.Set(canon, v.reveal())
+		header.Set(canon, string(v))
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLS.InsecureSkipVerify}
 	if c.TLS.CAFile != "" {
@@ -222,18 +208,10 @@ func checkURL(raw string) (*url.URL, error) {
 		return nil, errors.New("url: must not contain a user name or password; send credentials in headers")
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return nil, errors.New("url: must not have a fragment")
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !connectors.IsLoopback(u.Hostname()):
 		return nil, errors.New("url: must be https; http is allowed only for a loopback host (localhost, 127.0.0.1, ::1)")
 	}
 	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // isCtl reports a control character, which no header value may hold
