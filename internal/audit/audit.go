@@ -71,6 +71,11 @@ func Digest(v any) string {
 	if v == nil {
 		return ""
 	}
+	if raw, ok := v.(json.RawMessage); ok && json.Valid(raw) && isCompact(raw) {
+		// Already the encoding json.Marshal would produce: hash it as is.
+		sum := sha256.Sum256(raw)
+		return hex.EncodeToString(sum[:])
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only unsupported types fail; documents are JSON-decoded maps.
@@ -194,4 +199,27 @@ func VerifyStore(ctx context.Context, s store.Store) (int64, error) {
 		}
 		from = recs[len(recs)-1].Seq + 1
 	}
+}
+
+// isCompact reports whether raw (valid JSON) has no insignificant white
+// space and none of the characters json.Marshal escapes (<, >, &, U+2028,
+// U+2029), so json.Marshal would return it unchanged.
+func isCompact(raw []byte) bool {
+	in := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case in && c == '\\':
+			i++
+		case c == '"':
+			in = !in
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9):
+			return false
+		case !in && (c == ' ' || c == '\n' || c == '\t' || c == '\r'):
+			return false
+		}
+	}
+	return true
 }

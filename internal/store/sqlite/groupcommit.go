@@ -89,7 +89,8 @@ func (s *Store) runBatch(batch []*writeReq) {
 		return
 	}
 	var applied []*writeReq
-	bs := &batchState{}
+	bs := &batchState{head: s.head}
+	s.head = nil // until this batch commits
 	failAll := func(err error) {
 		_ = tx.Rollback()
 		for _, r := range batch {
@@ -135,7 +136,9 @@ func (s *Store) runBatch(batch []*writeReq) {
 		for _, r := range applied {
 			r.err = fmt.Errorf("sqlite: commit: %w", err)
 		}
+		return
 	}
+	s.head = bs.head
 }
 
 // run calls fn, turning a panic into a value re-raised in the caller.

@@ -30,8 +30,10 @@ type writeTx struct {
 
 // batchState caches what one batch's functions would otherwise re-read.
 type batchState struct {
-	// head is the last audit record appended in this batch; nil when
-	// unknown (start of batch, or after a savepoint rolled back).
+	// head is the last audit record of the chain as this batch sees it:
+	// the store's committed head at the start, then each record appended;
+	// nil when unknown (after a savepoint rolled back, or after a failed
+	// commit).
 	head *store.AuditRecord
 }
 
