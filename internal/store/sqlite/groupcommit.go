@@ -89,8 +89,9 @@ func (s *Store) runBatch(batch []*writeReq) {
 		return
 	}
 	var applied []*writeReq
-	bs := &batchState{head: s.head}
-	s.head = nil // until this batch commits
+	// The audit head is read afresh for every batch: other processes (the
+	// CLI creating a token) may have appended since the last one.
+	bs := &batchState{}
 	failAll := func(err error) {
 		_ = tx.Rollback()
 		for _, r := range batch {
@@ -136,9 +137,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 		for _, r := range applied {
 			r.err = fmt.Errorf("sqlite: commit: %w", err)
 		}
-		return
 	}
-	s.head = bs.head
 }
 
 // run calls fn, turning a panic into a value re-raised in the caller.

@@ -94,12 +94,6 @@ type Store struct {
 	writes   chan *writeReq
 	stop     chan struct{}
 	loopDone chan struct{}
-	// head is the last committed audit record, owned by the write loop:
-	// every write appends one, so reading it back would cost a query per
-	// batch. nil when unknown (start, or after a failed commit). A stale
-	// head cannot corrupt the chain: the next record's sequence number
-	// would be taken, which fails the write (ErrConflict) and clears it.
-	head *store.AuditRecord
 	stopOnce sync.Once
 }
 

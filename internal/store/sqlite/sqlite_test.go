@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/internal/store/sqlite"
 	"github.com/jmlgate/jmlgate/internal/store/storetest"
@@ -345,4 +346,32 @@ func BenchmarkIdentityReads(b *testing.B) {
 		got, err := tx.AuditFor(ctx, store.TypeUser, fmt.Sprintf("%08d", i*7919%users), 0, 50)
 		return len(got), err
 	}, records/users)
+}
+
+// Another process (the CLI creating a token while the gateway runs) may
+// append to the audit chain between two of this store's writes; the next
+// write must link to that record, not to one remembered from before.
+func TestAuditChainSharedWithAnotherProcess(t *testing.T) {
+	t.Parallel()
+	gateway, path := openFile(t)
+	if err := gateway.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for i, s := range []*sqlite.Store{gateway, gateway, cli, gateway, cli, cli, gateway} {
+		err := s.Update(t.Context(), func(tx store.Tx) error {
+			_, err := audit.Append(t.Context(), tx, time.Now(), audit.Entry{Actor: "t", Action: fmt.Sprint("write ", i), ResourceType: "Test", ResourceID: "x"})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if n, err := audit.VerifyStore(t.Context(), gateway); err != nil || n != 7 {
+		t.Fatalf("chain: %d records, %v", n, err)
+	}
 }

@@ -30,10 +30,8 @@ type writeTx struct {
 
 // batchState caches what one batch's functions would otherwise re-read.
 type batchState struct {
-	// head is the last audit record of the chain as this batch sees it:
-	// the store's committed head at the start, then each record appended;
-	// nil when unknown (after a savepoint rolled back, or after a failed
-	// commit).
+	// head is the last audit record appended in this batch; nil when
+	// unknown (start of batch, or after a savepoint rolled back).
 	head *store.AuditRecord
 }
 
@@ -191,6 +189,7 @@ var listOrder = map[store.SortKey][2]string{
 // listPlan is a ListQuery turned into SQL: where and order come from fixed
 // whitelists, never from the query's values.
 type listPlan struct {
+	from         string // "resources", or with an INDEXED BY the planner would not guess
 	where, order string
 	args         []any // type and index value
 	countFirst   bool  // a count is needed (paged or offset)
@@ -205,9 +204,29 @@ func planList(q store.ListQuery) (*listPlan, error) {
 	if !ok {
 		return nil, fmt.Errorf("sqlite: list %s: unsupported sort key %q", q.Type, q.Sort)
 	}
-	p := &listPlan{where: where, order: orders[0], args: []any{q.Type}}
+	p := &listPlan{from: "resources", where: where, order: orders[0], args: []any{q.Type}}
 	if q.Descending {
 		p.order = orders[1]
+	}
+	// Names have one index per type, and SQLite, which keeps no statistics
+	// here, needs telling: users' names are the unique user_key (folded
+	// userName, NULL for groups); groups' are the partial index
+	// resources_group_name. "+type" keeps the planner off the type indexes.
+	if q.IndexAttr == store.IndexName || (q.IndexAttr == "" && q.Sort == store.SortName) {
+		switch q.Type {
+		case store.TypeUser:
+			p.where = `+type = ? AND user_key IS NOT NULL`
+			if q.IndexAttr == store.IndexName {
+				p.where = `+type = ? AND user_key = ?`
+			}
+			p.order = map[bool]string{false: `user_key`, true: `user_key DESC`}[q.Descending]
+		case store.TypeGroup:
+			p.from = `resources INDEXED BY resources_group_name`
+			p.where = `+type = ? AND type = 'Group'`
+			if q.IndexAttr == store.IndexName {
+				p.where += ` AND name_key = ?`
+			}
+		}
 	}
 	switch q.IndexAttr {
 	case store.IndexName:
@@ -227,7 +246,7 @@ func (p *listPlan) pageSQL(q store.ListQuery) string {
 	if q.WithGroups {
 		cols += `, ` + groupsColumn
 	}
-	query := `SELECT ` + cols + ` FROM resources WHERE ` + p.where + ` ORDER BY ` + p.order
+	query := `SELECT ` + cols + ` FROM ` + p.from + ` WHERE ` + p.where + ` ORDER BY ` + p.order
 	if p.countFirst {
 		query += ` LIMIT ? OFFSET ?`
 	}
@@ -247,7 +266,7 @@ func (t *readTx) ListResources(ctx context.Context, q store.ListQuery) ([]*store
 	limit := q.Limit
 	var total int
 	if p.countFirst {
-		countQuery := `SELECT count(*) FROM resources WHERE ` + p.where
+		countQuery := `SELECT count(*) FROM ` + p.from + ` WHERE ` + p.where
 		if q.IndexAttr == "" {
 			countQuery = `SELECT n FROM resource_counts WHERE type = ?`
 		}
