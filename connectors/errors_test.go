@@ -65,7 +65,7 @@ func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
 		"": 0, "0": 0, "-5": 0, "3": 3 * time.Second, " 3 ": 3 * time.Second, "soon": 0, "1.5": 0,
-		now.Add(-time.Minute).Format(http.TimeFormat): 0,
+		now.Add(-time.Minute).Format(http.TimeFormat):     0,
 		now.Add(30 * time.Second).Format(http.TimeFormat): 30 * time.Second,
 		now.Add(48 * time.Hour).Format(http.TimeFormat):   time.Hour,
 		"86400": time.Hour,

@@ -13,29 +13,27 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/jmlgate/jmlgate/internal/keyfile"
 )
 
 // Errors of LoadOrCreateKeySet (and Rotate, which re-reads the file).
 var (
 	// ErrInsecureKeyFile: the key file is not a regular file, or group or
-	// others may access it.
-	ErrInsecureKeyFile = errors.New("webhook: insecure signing key file")
+	// others may access it. It is keyfile.ErrInsecure.
+	ErrInsecureKeyFile = keyfile.ErrInsecure
 	// ErrCorruptKeyFile: the key file is not a JWK set of Ed25519 private
-	// keys with distinct key ids.
-	ErrCorruptKeyFile = errors.New("webhook: corrupt signing key file")
+	// keys with distinct key ids, or is larger than 1 MiB. It is
+	// keyfile.ErrCorrupt.
+	ErrCorruptKeyFile = keyfile.ErrCorrupt
 )
 
 // maxKeyFile bounds the key file; thousands of keys fit.
 const maxKeyFile = 1 << 20
-
-// errExist reports that createKeyFile lost the race to another creator.
-var errExist = errors.New("key file already exists")
 
 // KeySet is the gateway-wide ring of Ed25519 keys that sign webhook events.
 // Its last key is the current one: it signs every new event. Older keys stay
@@ -75,48 +73,19 @@ type KeySet struct {
 // that is not a JWK set of Ed25519 private keys with distinct, non-empty key
 // ids is refused with ErrCorruptKeyFile; no error quotes key material.
 func LoadOrCreateKeySet(path string) (*KeySet, error) {
-	if path == "" {
-		return nil, errors.New("webhook: signing key file path is empty")
-	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("webhook: signing key file directory %s does not exist", dir)
-	case err != nil:
-		return nil, fmt.Errorf("webhook: signing key file directory: %w", err)
-	case !st.IsDir():
-		return nil, fmt.Errorf("webhook: signing key file directory %s is not a directory", dir)
-	}
-	// Only a file appearing and vanishing again between each read and
-	// create could exhaust the attempts.
-	for range 3 {
-		keys, err := readKeyFile(path)
-		if err == nil {
-			return newKeySet(path, keys)
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
+	keys, err := keyfile.LoadOrCreate(path, maxKeyFile, decodeKeyFile, func() ([]jose.JSONWebKey, []byte, error) {
 		k, err := newKey(nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		keys = []jose.JSONWebKey{k}
+		keys := []jose.JSONWebKey{k}
 		data, err := encodeKeyFile(keys)
-		if err != nil {
-			return nil, err
-		}
-		err = createKeyFile(path, data)
-		if errors.Is(err, errExist) {
-			continue // someone else created it: use theirs
-		}
-		if err != nil {
-			return nil, fmt.Errorf("webhook: create signing key file: %w", err)
-		}
-		return newKeySet(path, keys)
+		return keys, data, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	return nil, fmt.Errorf("webhook: signing key file %s keeps appearing and vanishing", path)
+	return newKeySet(path, keys)
 }
 
 func newKeySet(path string, keys []jose.JSONWebKey) (*KeySet, error) {
@@ -210,25 +179,25 @@ func (ks *KeySet) Rotate() error {
 	keys := append([]jose.JSONWebKey(nil), ks.keys...)
 	ks.mu.RUnlock()
 
-	onDisk, err := readKeyFile(ks.path)
+	onDisk, err := keyfile.Load(ks.path, maxKeyFile, decodeKeyFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Removed behind our back: write what we have plus the new key.
 	case err != nil:
-		return err
+		return fmt.Errorf("webhook: %w", err)
 	default:
 		keys = mergeKeys(onDisk, keys)
 	}
 	k, err := newKey(keys)
 	if err != nil {
-		return err
+		return fmt.Errorf("webhook: %w", err)
 	}
 	keys = append(keys, k)
 	data, err := encodeKeyFile(keys)
 	if err != nil {
-		return err
+		return fmt.Errorf("webhook: %w", err)
 	}
-	if err := replaceKeyFile(ks.path, data); err != nil {
+	if err := keyfile.Replace(ks.path, data); err != nil {
 		return fmt.Errorf("webhook: write signing key file: %w", err)
 	}
 	return ks.install(keys)
@@ -286,17 +255,18 @@ func JWKSHandler(ks *KeySet) http.Handler {
 }
 
 // newKey returns a fresh Ed25519 key whose kid is its RFC 7638 thumbprint
-// (SHA-256, base64url), distinct from every key of ring.
+// (SHA-256, base64url), distinct from every key of ring. Its errors carry
+// no "webhook:" prefix: the caller adds it.
 func newKey(ring []jose.JSONWebKey) (jose.JSONWebKey, error) {
 	for {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return jose.JSONWebKey{}, fmt.Errorf("webhook: generate signing key: %w", err)
+			return jose.JSONWebKey{}, fmt.Errorf("generate signing key: %w", err)
 		}
 		k := jose.JSONWebKey{Key: priv, Algorithm: string(jose.EdDSA), Use: "sig"}
 		tp, err := k.Thumbprint(crypto.SHA256)
 		if err != nil {
-			return jose.JSONWebKey{}, fmt.Errorf("webhook: signing key thumbprint: %w", err)
+			return jose.JSONWebKey{}, fmt.Errorf("signing key thumbprint: %w", err)
 		}
 		k.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 		used := false
@@ -307,43 +277,6 @@ func newKey(ring []jose.JSONWebKey) (jose.JSONWebKey, error) {
 			return k, nil
 		}
 	}
-}
-
-// readKeyFile reads and checks the key file; a missing file comes back as
-// an error matching fs.ErrNotExist. Permissions are checked on the open
-// file, so the file checked is the file read.
-func readKeyFile(path string) ([]jose.JSONWebKey, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("webhook: open signing key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("webhook: signing key file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInsecureKeyFile, path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o, which group or others may access; run chmod 600 %s",
-			ErrInsecureKeyFile, path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("webhook: read signing key file: %w", err)
-	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorruptKeyFile, path, maxKeyFile)
-	}
-	keys, err := decodeKeyFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %s", ErrCorruptKeyFile, path, err)
-	}
-	return keys, nil
 }
 
 // decodeKeyFile parses and checks a ring. Its messages quote no byte of the
@@ -399,77 +332,12 @@ func decodeKeyFile(data []byte) ([]jose.JSONWebKey, error) {
 	return keys, nil
 }
 
-// encodeKeyFile renders the ring, oldest key first.
+// encodeKeyFile renders the ring, oldest key first. Its error carries no
+// "webhook:" prefix: the caller adds it.
 func encodeKeyFile(keys []jose.JSONWebKey) ([]byte, error) {
 	data, err := json.MarshalIndent(jose.JSONWebKeySet{Keys: keys}, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("webhook: encode signing key file: %w", err)
+		return nil, fmt.Errorf("encode signing key file: %w", err)
 	}
 	return append(data, '\n'), nil
-}
-
-// writeTemp writes data to a new 0600 file next to path and syncs it,
-// returning its name. The caller removes it.
-func writeTemp(path string, data []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-// createKeyFile puts data at path only if nothing is there yet (errExist
-// otherwise): the hard link of a complete temporary file is the atomic,
-// exclusive step.
-func createKeyFile(path string, data []byte) error {
-	tmp, err := writeTemp(path, data)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return errExist
-		}
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// replaceKeyFile atomically replaces the file at path with data.
-func replaceKeyFile(path string, data []byte) error {
-	tmp, err := writeTemp(path, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -19,7 +19,6 @@ package deliveryapi
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/jmlgate/jmlgate/connectors"
+	"github.com/jmlgate/jmlgate/internal/apijson"
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
@@ -48,15 +48,9 @@ const (
 	maxLimit     = 1000
 )
 
-// Error codes of the {"error": code} body.
-const (
-	codeInvalidRequest   = "invalid_request"
-	codeNotFound         = "not_found"
-	codeMethodNotAllowed = "method_not_allowed"
-	codeConflict         = "conflict"
-	codeConnectorFailed  = "connector_failed"
-	codeInternal         = "internal"
-)
+// codeConnectorFailed is this API's own error code; the others are
+// apijson's.
+const codeConnectorFailed = "connector_failed"
 
 // Delivery is a delivery as the API shows it. Times are RFC 3339 in UTC.
 type Delivery struct {
@@ -132,13 +126,15 @@ type handler struct {
 	d   *workflows.Dispatcher
 	st  store.Store
 	log *slog.Logger
+	api *apijson.Server // the method check, JSON body and error mapping
 }
 
 func newHandler(d *workflows.Dispatcher, st store.Store, log *slog.Logger) *handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &handler{d: d, st: st, log: log}
+	return &handler{d: d, st: st, log: log, api: &apijson.Server{Name: "deliveryapi", Log: log,
+		MethodMessage: "method %s is not allowed here; use %s"}}
 }
 
 // Handler serves:
@@ -161,74 +157,14 @@ func newHandler(d *workflows.Dispatcher, st store.Store, log *slog.Logger) *hand
 func Handler(d *workflows.Dispatcher, st store.Store, log *slog.Logger) http.Handler {
 	h := newHandler(d, st, log)
 	mux := http.NewServeMux()
-	mux.HandleFunc(DeliveriesPrefix, h.serve(http.MethodGet, h.listDeliveries))
-	mux.HandleFunc(DeliveriesPrefix+"/{id}", h.serve(http.MethodGet, h.getDelivery))
-	mux.HandleFunc(DeliveriesPrefix+"/{id}/retry", h.serve(http.MethodPost, h.retry))
-	mux.HandleFunc(ConnectorsPrefix, h.serve(http.MethodGet, h.listConnectors))
-	mux.HandleFunc(ConnectorsPrefix+"/{name}", h.serve(http.MethodGet, h.getConnector))
-	mux.HandleFunc(ConnectorsPrefix+"/{name}/reconcile", h.serve(http.MethodPost, h.reconcile))
-	mux.HandleFunc("/", h.notFound)
+	mux.HandleFunc(DeliveriesPrefix, h.api.Serve(http.MethodGet, h.listDeliveries))
+	mux.HandleFunc(DeliveriesPrefix+"/{id}", h.api.Serve(http.MethodGet, h.getDelivery))
+	mux.HandleFunc(DeliveriesPrefix+"/{id}/retry", h.api.Serve(http.MethodPost, h.retry))
+	mux.HandleFunc(ConnectorsPrefix, h.api.Serve(http.MethodGet, h.listConnectors))
+	mux.HandleFunc(ConnectorsPrefix+"/{name}", h.api.Serve(http.MethodGet, h.getConnector))
+	mux.HandleFunc(ConnectorsPrefix+"/{name}/reconcile", h.api.Serve(http.MethodPost, h.reconcile))
+	mux.HandleFunc("/", h.api.NotFound)
 	return mux
-}
-
-// apiError is an error the client sees as is.
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func errorf(status int, code, format string, args ...any) *apiError {
-	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
-}
-
-func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
-	h.write(w, r, http.StatusNotFound, errorBody(errorf(http.StatusNotFound, codeNotFound, "no such path %q", r.URL.Path)))
-}
-
-// serve adapts fn to one method (GET also answers HEAD): the method check,
-// the JSON body and the one mapping from errors to statuses.
-func (h *handler) serve(method string, fn func(r *http.Request) (any, error)) http.HandlerFunc {
-	allow := method
-	if method == http.MethodGet {
-		allow = "GET, HEAD"
-	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
-			w.Header().Set("Allow", allow)
-			h.write(w, r, http.StatusMethodNotAllowed, errorBody(errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed,
-				"method %s is not allowed here; use %s", r.Method, method)))
-			return
-		}
-		body, err := fn(r)
-		if err != nil {
-			ae, ok := errors.AsType[*apiError](err)
-			if !ok {
-				h.log.ErrorContext(r.Context(), "deliveryapi: request failed", "method", r.Method, "path", r.URL.Path,
-					"request_id", reqctx.RequestID(r.Context()), "err", err)
-				ae = errorf(http.StatusInternalServerError, codeInternal, "internal error")
-			}
-			h.write(w, r, ae.status, errorBody(ae))
-			return
-		}
-		h.write(w, r, http.StatusOK, body)
-	}
-}
-
-func errorBody(e *apiError) any { return map[string]string{"error": e.code, "message": e.message} }
-
-func (h *handler) write(w http.ResponseWriter, r *http.Request, status int, body any) {
-	enc, err := json.Marshal(body)
-	if err != nil {
-		h.log.ErrorContext(r.Context(), "deliveryapi: encoding the response failed", "path", r.URL.Path, "err", err)
-		status, enc = http.StatusInternalServerError, []byte(`{"error":"internal","message":"internal error"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(enc, '\n'))
 }
 
 func (h *handler) now() time.Time {
@@ -262,11 +198,11 @@ func deliveryQuery(r *http.Request) (store.DeliveryQuery, error) {
 	values := r.URL.Query()
 	for _, k := range slices.Sorted(maps.Keys(values)) {
 		if !slices.Contains(listParams, k) {
-			return store.DeliveryQuery{}, errorf(http.StatusBadRequest, codeInvalidRequest,
+			return store.DeliveryQuery{}, apijson.Errorf(http.StatusBadRequest, apijson.CodeInvalidRequest,
 				"unknown query parameter %q; allowed: state, connector, identity, after, limit", k)
 		}
 		if len(values[k]) > 1 {
-			return store.DeliveryQuery{}, errorf(http.StatusBadRequest, codeInvalidRequest, "query parameter %q given more than once", k)
+			return store.DeliveryQuery{}, apijson.Errorf(http.StatusBadRequest, apijson.CodeInvalidRequest, "query parameter %q given more than once", k)
 		}
 	}
 	q := store.DeliveryQuery{State: values.Get("state"), Connector: values.Get("connector"),
@@ -274,19 +210,19 @@ func deliveryQuery(r *http.Request) (store.DeliveryQuery, error) {
 	switch q.State {
 	case "", store.DeliveryPending, store.DeliveryRunning, store.DeliveryDead:
 	default:
-		return q, errorf(http.StatusBadRequest, codeInvalidRequest, "unknown state %q; want dead, pending or running", q.State)
+		return q, apijson.Errorf(http.StatusBadRequest, apijson.CodeInvalidRequest, "unknown state %q; want dead, pending or running", q.State)
 	}
 	if s := values.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return q, errorf(http.StatusBadRequest, codeInvalidRequest, "after must be a delivery id (a non-negative integer), got %q", s)
+			return q, apijson.Errorf(http.StatusBadRequest, apijson.CodeInvalidRequest, "after must be a delivery id (a non-negative integer), got %q", s)
 		}
 		q.After = n
 	}
 	if s := values.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
-			return q, errorf(http.StatusBadRequest, codeInvalidRequest, "limit must be an integer from 1 to %d, got %q", maxLimit, s)
+			return q, apijson.Errorf(http.StatusBadRequest, apijson.CodeInvalidRequest, "limit must be an integer from 1 to %d, got %q", maxLimit, s)
 		}
 		q.Limit = n
 	}
@@ -323,13 +259,13 @@ func deliveryID(r *http.Request) (int64, error) {
 	s := r.PathValue("id")
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id < 1 {
-		return 0, errorf(http.StatusBadRequest, codeInvalidRequest, "delivery id must be a positive integer, got %q", s)
+		return 0, apijson.Errorf(http.StatusBadRequest, apijson.CodeInvalidRequest, "delivery id must be a positive integer, got %q", s)
 	}
 	return id, nil
 }
 
 func noDelivery(id int64) error {
-	return errorf(http.StatusNotFound, codeNotFound, "no delivery %d", id)
+	return apijson.Errorf(http.StatusNotFound, apijson.CodeNotFound, "no delivery %d", id)
 }
 
 func (h *handler) getDelivery(r *http.Request) (any, error) {
@@ -371,7 +307,7 @@ func (h *handler) retry(r *http.Request) (any, error) {
 			return err
 		}
 		if dead.State != store.DeliveryDead {
-			return errorf(http.StatusNotFound, codeNotFound, "delivery %d is %s, not dead: only dead deliveries can be retried", id, dead.State)
+			return apijson.Errorf(http.StatusNotFound, apijson.CodeNotFound, "delivery %d is %s, not dead: only dead deliveries can be retried", id, dead.State)
 		}
 		if err := tx.RetryDelivery(ctx, id, now); err != nil {
 			return err
@@ -467,7 +403,7 @@ func (h *handler) target(r *http.Request) (*workflows.Target, error) {
 	name := r.PathValue("name")
 	t := h.d.Targets[name]
 	if t == nil {
-		return nil, errorf(http.StatusNotFound, codeNotFound, "no connector %q is configured", name)
+		return nil, apijson.Errorf(http.StatusNotFound, apijson.CodeNotFound, "no connector %q is configured", name)
 	}
 	return t, nil
 }
@@ -497,9 +433,9 @@ func (h *handler) reconcile(r *http.Request) (any, error) {
 	case err == nil:
 		return rep, nil
 	case errors.Is(err, workflows.ErrUnknownConnector):
-		return nil, errorf(http.StatusNotFound, codeNotFound, "no connector %q is configured", t.Name)
+		return nil, apijson.Errorf(http.StatusNotFound, apijson.CodeNotFound, "no connector %q is configured", t.Name)
 	case errors.Is(err, workflows.ErrNotLister):
-		return nil, errorf(http.StatusConflict, codeConflict,
+		return nil, apijson.Errorf(http.StatusConflict, apijson.CodeConflict,
 			"connector %q (type %s) cannot list its accounts, so it cannot be reconciled", t.Name, t.Type)
 	}
 	if ce, ok := errors.AsType[*connectors.Error](err); ok {
@@ -511,7 +447,7 @@ func (h *handler) reconcile(r *http.Request) (any, error) {
 		}
 		h.log.WarnContext(r.Context(), "deliveryapi: reconcile failed", "connector", t.Name,
 			"class", ce.Class.String(), "err", msg)
-		return nil, errorf(http.StatusBadGateway, codeConnectorFailed, "connector %q failed (%s): %s", t.Name, ce.Class, msg)
+		return nil, apijson.Errorf(http.StatusBadGateway, codeConnectorFailed, "connector %q failed (%s): %s", t.Name, ce.Class, msg)
 	}
 	return nil, err
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/jmlgate/jmlgate/internal/apijson"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/workflows"
 )
@@ -24,8 +25,8 @@ const planPattern = "/api/v1/identities/{id}/plan"
 func PlanHandler(d *workflows.Dispatcher, st store.Store, log *slog.Logger) http.Handler {
 	h := newHandler(d, st, log)
 	mux := http.NewServeMux()
-	mux.HandleFunc(planPattern, h.serve(http.MethodGet, h.plan))
-	mux.HandleFunc("/", h.notFound)
+	mux.HandleFunc(planPattern, h.api.Serve(http.MethodGet, h.plan))
+	mux.HandleFunc("/", h.api.NotFound)
 	return mux
 }
 
@@ -42,7 +43,7 @@ func (h *handler) plan(r *http.Request) (any, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errorf(http.StatusNotFound, codeNotFound, "no identity with id %q", id)
+		return nil, apijson.Errorf(http.StatusNotFound, apijson.CodeNotFound, "no identity with id %q", id)
 	}
 	if err != nil {
 		return nil, err

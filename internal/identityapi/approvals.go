@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jmlgate/jmlgate/internal/apijson"
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/workflows"
@@ -55,17 +56,14 @@ func orEmptyList(b []byte) []byte {
 // Each decision, its audit record and the identity's re-evaluated desired
 // access commit in one transaction.
 func ApprovalsHandler(st store.Store, engine *workflows.Engine, log *slog.Logger) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	h := &handler{st: st, log: log}
+	h := newHandler(st, log)
 	mux := http.NewServeMux()
-	mux.HandleFunc(ApprovalsPrefix, h.serve(func(r *http.Request) (any, error) {
+	mux.HandleFunc(ApprovalsPrefix, h.api.Serve(http.MethodGet, func(r *http.Request) (any, error) {
 		q := store.ApprovalQuery{State: r.URL.Query().Get("state"), IdentityID: r.URL.Query().Get("identity")}
 		switch q.State {
 		case "", store.ApprovalPending, store.ApprovalApproved, store.ApprovalRejected, store.ApprovalExpired, store.ApprovalCancelled:
 		default:
-			return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, "unknown state %q", q.State)
+			return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "unknown state %q", q.State)
 		}
 		out := []ApprovalJSON{}
 		err := st.View(r.Context(), func(tx store.ReadTx) error {
@@ -77,7 +75,7 @@ func ApprovalsHandler(st store.Store, engine *workflows.Engine, log *slog.Logger
 		})
 		return map[string]any{"approvals": out}, err
 	}))
-	mux.HandleFunc(ApprovalsPrefix+"/{id}", h.serve(func(r *http.Request) (any, error) {
+	mux.HandleFunc(ApprovalsPrefix+"/{id}", h.api.Serve(http.MethodGet, func(r *http.Request) (any, error) {
 		var a *store.Approval
 		err := st.View(r.Context(), func(tx store.ReadTx) error {
 			var err error
@@ -85,7 +83,7 @@ func ApprovalsHandler(st store.Store, engine *workflows.Engine, log *slog.Logger
 			return err
 		})
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errorf(http.StatusNotFound, CodeNotFound, "no approval %q", r.PathValue("id"))
+			return nil, apijson.Errorf(http.StatusNotFound, CodeNotFound, "no approval %q", r.PathValue("id"))
 		}
 		if err != nil {
 			return nil, err
@@ -93,19 +91,19 @@ func ApprovalsHandler(st store.Store, engine *workflows.Engine, log *slog.Logger
 		return approvalJSON(a), nil
 	}))
 	decide := func(decision string) http.HandlerFunc {
-		return h.serveMethod(http.MethodPost, http.StatusOK, func(r *http.Request) (any, error) {
+		return h.api.ServeStatus(http.MethodPost, http.StatusOK, func(r *http.Request) (any, error) {
 			var req struct {
 				Reason string `json:"reason"`
 			}
 			b, err := io.ReadAll(io.LimitReader(r.Body, 16<<10))
 			if err != nil {
-				return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, "reading body: %v", err)
+				return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "reading body: %v", err)
 			}
 			if len(bytes.TrimSpace(b)) > 0 {
 				d := json.NewDecoder(bytes.NewReader(b))
 				d.DisallowUnknownFields()
 				if err := d.Decode(&req); err != nil {
-					return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be {"reason": "..."}: %v`, err)
+					return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be {"reason": "..."}: %v`, err)
 				}
 			}
 			ctx := context.WithoutCancel(r.Context())
@@ -121,7 +119,7 @@ func ApprovalsHandler(st store.Store, engine *workflows.Engine, log *slog.Logger
 			})
 			switch {
 			case err == nil && a == nil:
-				return nil, errorf(http.StatusConflict, "conflict", "approval %q is no longer pending", r.PathValue("id"))
+				return nil, apijson.Errorf(http.StatusConflict, apijson.CodeConflict, "approval %q is no longer pending", r.PathValue("id"))
 			case err != nil:
 				return nil, approvalError(err)
 			}
@@ -136,13 +134,13 @@ func ApprovalsHandler(st store.Store, engine *workflows.Engine, log *slog.Logger
 func approvalError(err error) error {
 	switch {
 	case errors.Is(err, workflows.ErrApprovalNotFound):
-		return errorf(http.StatusNotFound, CodeNotFound, "%v", err)
+		return apijson.Errorf(http.StatusNotFound, CodeNotFound, "%v", err)
 	case errors.Is(err, workflows.ErrSelfApproval):
-		return errorf(http.StatusForbidden, "forbidden", "%v", err)
+		return apijson.Errorf(http.StatusForbidden, apijson.CodeForbidden, "%v", err)
 	case errors.Is(err, workflows.ErrAlreadyDecided), errors.Is(err, workflows.ErrIdentityNotActive), errors.Is(err, workflows.ErrApprovalClosed):
-		return errorf(http.StatusConflict, "conflict", "%v", err)
+		return apijson.Errorf(http.StatusConflict, apijson.CodeConflict, "%v", err)
 	case errors.Is(err, workflows.ErrReasonRequired):
-		return errorf(http.StatusBadRequest, CodeInvalidRequest, "%v", err)
+		return apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "%v", err)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmlgate/jmlgate/internal/apijson"
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
@@ -72,20 +73,16 @@ func exceptionJSON(x *store.Exception, now time.Time) ExceptionJSON {
 
 // Handler returns the HTTP handler.
 func (x *Exceptions) Handler() http.Handler {
-	log := x.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	h := &handler{st: x.Store, log: log}
+	h := newHandler(x.Store, x.Log)
 	mux := http.NewServeMux()
 	mux.HandleFunc(ExceptionsPrefix, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
-			h.serveMethod(http.MethodPost, http.StatusCreated, x.create)(w, r)
+			h.api.ServeStatus(http.MethodPost, http.StatusCreated, x.create)(w, r)
 			return
 		}
-		h.serve(x.list)(w, r)
+		h.api.Serve(http.MethodGet, x.list)(w, r)
 	})
-	mux.HandleFunc(ExceptionsPrefix+"/{id}", h.serveMethod(http.MethodDelete, http.StatusOK, x.end))
+	mux.HandleFunc(ExceptionsPrefix+"/{id}", h.api.ServeStatus(http.MethodDelete, http.StatusOK, x.end))
 	return mux
 }
 
@@ -101,13 +98,13 @@ type createRequest struct {
 func (x *Exceptions) create(r *http.Request) (any, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, "reading body: %v", err)
+		return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "reading body: %v", err)
 	}
 	var req createRequest
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&req); err != nil {
-		return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, "malformed body: %v", err)
+		return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "malformed body: %v", err)
 	}
 	now := x.Engine.Now().UTC()
 	var problems []string
@@ -135,7 +132,7 @@ func (x *Exceptions) create(r *http.Request) (any, error) {
 		problems = append(problems, "expires_at is more than "+x.Max.String()+" away (mfa.exception_max)")
 	}
 	if len(problems) > 0 {
-		return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, "%s", strings.Join(problems, "; "))
+		return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "%s", strings.Join(problems, "; "))
 	}
 	ctx := context.WithoutCancel(r.Context())
 	actor := reqctx.Actor(ctx)
@@ -148,7 +145,7 @@ func (x *Exceptions) create(r *http.Request) (any, error) {
 		}
 		if err := tx.CreateException(ctx, ex); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return errorf(http.StatusNotFound, CodeNotFound, "no identity %q", req.Identity)
+				return apijson.Errorf(http.StatusNotFound, CodeNotFound, "no identity %q", req.Identity)
 			}
 			return err
 		}
@@ -171,16 +168,16 @@ func (x *Exceptions) create(r *http.Request) (any, error) {
 func (x *Exceptions) separate(ctx context.Context, tx store.Tx, identity, actor string) error {
 	idn, err := tx.GetIdentity(ctx, identity)
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, CodeNotFound, "no identity %q", identity)
+		return apijson.Errorf(http.StatusNotFound, CodeNotFound, "no identity %q", identity)
 	}
 	if err != nil {
 		return err
 	}
 	if idn.State == store.StateTerminated || idn.State == store.StateDeleted {
-		return errorf(http.StatusConflict, "conflict", "identity %q is %s: leavers get no MFA exception", identity, idn.State)
+		return apijson.Errorf(http.StatusConflict, apijson.CodeConflict, "identity %q is %s: leavers get no MFA exception", identity, idn.State)
 	}
 	if workflows.IsSubject(ctx, tx, idn, actor) {
-		return errorf(http.StatusForbidden, "forbidden", "an MFA exception cannot be granted by its own subject")
+		return apijson.Errorf(http.StatusForbidden, apijson.CodeForbidden, "an MFA exception cannot be granted by its own subject")
 	}
 	return nil
 }
@@ -189,7 +186,7 @@ func (x *Exceptions) list(r *http.Request) (any, error) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state != "" && state != "active" && state != "expired" {
-		return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, `state must be "active" or "expired", not %q`, state)
+		return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, `state must be "active" or "expired", not %q`, state)
 	}
 	now := x.Engine.Now().UTC()
 	out := []ExceptionJSON{}
@@ -218,13 +215,13 @@ func (x *Exceptions) end(r *http.Request) (any, error) {
 	err := x.Store.Update(ctx, func(tx store.Tx) error {
 		ex, err := tx.GetException(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return errorf(http.StatusNotFound, CodeNotFound, "no exception %q", id)
+			return apijson.Errorf(http.StatusNotFound, CodeNotFound, "no exception %q", id)
 		}
 		if err != nil {
 			return err
 		}
 		if !ex.Live(now) {
-			return errorf(http.StatusConflict, "conflict", "exception %q is no longer active", id)
+			return apijson.Errorf(http.StatusConflict, apijson.CodeConflict, "exception %q is no longer active", id)
 		}
 		if err := tx.EndException(ctx, id, now, actor); err != nil {
 			return err

@@ -15,13 +15,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/jmlgate/jmlgate/internal/reqctx"
+	"github.com/jmlgate/jmlgate/internal/apijson"
 	"github.com/jmlgate/jmlgate/internal/store"
 )
 
@@ -40,12 +39,12 @@ const (
 	MaxLimit     = 500
 )
 
-// Error codes of the {"error": code} body.
+// Error codes of the {"error": code} body (those of package apijson).
 const (
-	CodeInvalidRequest   = "invalid_request"    // 400: bad query parameter
-	CodeNotFound         = "not_found"          // 404: unknown identity or path
-	CodeMethodNotAllowed = "method_not_allowed" // 405: only GET and HEAD are served
-	CodeInternal         = "internal"           // 500: store failure, logged
+	CodeInvalidRequest   = apijson.CodeInvalidRequest   // 400: bad query parameter
+	CodeNotFound         = apijson.CodeNotFound         // 404: unknown identity or path
+	CodeMethodNotAllowed = apijson.CodeMethodNotAllowed // 405: only GET and HEAD are served
+	CodeInternal         = apijson.CodeInternal         // 500: store failure, logged
 )
 
 // List is the body of GET /api/v1/identities.
@@ -152,7 +151,12 @@ type Record struct {
 
 type handler struct {
 	st  store.Store
-	log *slog.Logger
+	api *apijson.Server // the method check, JSON body and error mapping
+}
+
+// newHandler returns the handler of the package's APIs; a nil log discards.
+func newHandler(st store.Store, log *slog.Logger) *handler {
+	return &handler{st: st, api: &apijson.Server{Name: "identityapi", Log: log}}
 }
 
 // Handler serves, for GET and HEAD:
@@ -163,78 +167,16 @@ type handler struct {
 //
 // Other methods get 405 with Allow, other paths 404. A nil log discards.
 func Handler(st store.Store, log *slog.Logger) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	h := &handler{st: st, log: log}
+	h := newHandler(st, log)
 	mux := http.NewServeMux()
-	mux.HandleFunc(Prefix, h.serve(h.list))
-	mux.HandleFunc(Prefix+"/{id}", h.serve(h.detail))
-	mux.HandleFunc(Prefix+"/{id}/history", h.serve(h.history))
-	mux.HandleFunc("/", h.serve(func(r *http.Request) (any, error) {
-		return nil, errorf(http.StatusNotFound, CodeNotFound, "no such path %q", r.URL.Path)
+	mux.HandleFunc(Prefix, h.api.Serve(http.MethodGet, h.list))
+	mux.HandleFunc(Prefix+"/{id}", h.api.Serve(http.MethodGet, h.detail))
+	mux.HandleFunc(Prefix+"/{id}/history", h.api.Serve(http.MethodGet, h.history))
+	// Unknown paths are 404 for GET and HEAD, 405 for other methods.
+	mux.HandleFunc("/", h.api.Serve(http.MethodGet, func(r *http.Request) (any, error) {
+		return nil, apijson.NoSuchPath(r)
 	}))
 	return mux
-}
-
-// apiError is an error the client sees as is.
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func errorf(status int, code, format string, args ...any) *apiError {
-	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
-}
-
-// serve adapts fn: method check, JSON body, and the one mapping from errors
-// to status codes.
-func (h *handler) serve(fn func(r *http.Request) (any, error)) http.HandlerFunc {
-	return h.serveMethod(http.MethodGet, http.StatusOK, fn)
-}
-
-// serveMethod is serve for one method (GET also answers HEAD), answering
-// status on success.
-func (h *handler) serveMethod(method string, okStatus int, fn func(r *http.Request) (any, error)) http.HandlerFunc {
-	allow := method
-	if method == http.MethodGet {
-		allow = "GET, HEAD"
-	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		var (
-			body any
-			err  error
-		)
-		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
-			w.Header().Set("Allow", allow)
-			err = errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s is not allowed; use %s", r.Method, method)
-		} else {
-			body, err = fn(r)
-		}
-		status := okStatus
-		if err != nil {
-			ae, ok := errors.AsType[*apiError](err)
-			if !ok {
-				h.log.ErrorContext(r.Context(), "identityapi: request failed",
-					"method", r.Method, "path", r.URL.Path, "request_id", reqctx.RequestID(r.Context()), "err", err)
-				ae = errorf(http.StatusInternalServerError, CodeInternal, "internal error")
-			}
-			status, body = ae.status, map[string]string{"error": ae.code, "message": ae.message}
-		}
-		enc, err := json.Marshal(body)
-		if err != nil {
-			h.log.ErrorContext(r.Context(), "identityapi: encoding the response failed",
-				"method", r.Method, "path", r.URL.Path, "request_id", reqctx.RequestID(r.Context()), "err", err)
-			status, enc = http.StatusInternalServerError, []byte(`{"error":"internal","message":"internal error"}`)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		_, _ = w.Write(append(enc, '\n'))
-	}
 }
 
 var states = map[string]bool{
@@ -250,7 +192,7 @@ func limit(r *http.Request) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		return 0, errorf(http.StatusBadRequest, CodeInvalidRequest, "limit must be a positive integer, got %q", s)
+		return 0, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "limit must be a positive integer, got %q", s)
 	}
 	return min(n, MaxLimit), nil
 }
@@ -259,7 +201,7 @@ func (h *handler) list(r *http.Request) (any, error) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state != "" && !states[state] {
-		return nil, errorf(http.StatusBadRequest, CodeInvalidRequest,
+		return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest,
 			"unknown state %q; want one of pre_hire, awaiting_mfa, active, terminated, deleted", state)
 	}
 	n, err := limit(r)
@@ -295,7 +237,7 @@ func (h *handler) list(r *http.Request) (any, error) {
 func enrolled(id *store.Identity) bool { return !id.MFAEnrolledAt.IsZero() || id.MFAMethod != "" }
 
 func notFound(id string) error {
-	return errorf(http.StatusNotFound, CodeNotFound, "no identity with id %q", id)
+	return apijson.Errorf(http.StatusNotFound, CodeNotFound, "no identity with id %q", id)
 }
 
 func (h *handler) detail(r *http.Request) (any, error) {
@@ -384,7 +326,7 @@ func (h *handler) history(r *http.Request) (any, error) {
 	if s := r.URL.Query().Get("cursor"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 {
-			return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, "cursor must be a positive sequence number, got %q", s)
+			return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "cursor must be a positive sequence number, got %q", s)
 		}
 		from = n
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jmlgate/jmlgate/internal/apijson"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/workflows"
 )
@@ -21,12 +22,9 @@ import (
 //     200 {"verified": true, "state": ...}; a wrong or reused code is 400
 //     invalid_code, a locked enrollment 429 locked with Retry-After.
 func MFAHandler(m *workflows.MFA, log *slog.Logger) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	h := &handler{st: m.Store, log: log}
+	h := newHandler(m.Store, log)
 	mux := http.NewServeMux()
-	mux.HandleFunc(Prefix+"/{id}/mfa/totp", h.serveMethod(http.MethodPost, http.StatusCreated, func(r *http.Request) (any, error) {
+	mux.HandleFunc(Prefix+"/{id}/mfa/totp", h.api.ServeStatus(http.MethodPost, http.StatusCreated, func(r *http.Request) (any, error) {
 		uri, err := m.BeginTOTP(r.Context(), r.PathValue("id"))
 		if err != nil {
 			return nil, mfaError(err)
@@ -34,18 +32,18 @@ func MFAHandler(m *workflows.MFA, log *slog.Logger) http.Handler {
 		return map[string]string{"otpauth_uri": uri}, nil
 	}))
 	mux.HandleFunc(Prefix+"/{id}/mfa/totp/verify", func(w http.ResponseWriter, r *http.Request) {
-		h.serveMethod(http.MethodPost, http.StatusOK, func(r *http.Request) (any, error) {
+		h.api.ServeStatus(http.MethodPost, http.StatusOK, func(r *http.Request) (any, error) {
 			var req struct {
 				Code string `json:"code"`
 			}
 			b, err := io.ReadAll(io.LimitReader(r.Body, 4096))
 			if err != nil {
-				return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, "reading body: %v", err)
+				return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "reading body: %v", err)
 			}
 			d := json.NewDecoder(bytes.NewReader(b))
 			d.DisallowUnknownFields()
 			if err := d.Decode(&req); err != nil {
-				return nil, errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be {"code": "123456"}: %v`, err)
+				return nil, apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, `body must be {"code": "123456"}: %v`, err)
 			}
 			id := r.PathValue("id")
 			if err := m.VerifyTOTP(r.Context(), id, req.Code); err != nil {
@@ -80,15 +78,15 @@ func getIdentity(r *http.Request, m *workflows.MFA, id string) (string, error) {
 func mfaError(err error) error {
 	switch {
 	case errors.Is(err, workflows.ErrNoIdentity):
-		return errorf(http.StatusNotFound, CodeNotFound, "%v", err)
+		return apijson.Errorf(http.StatusNotFound, CodeNotFound, "%v", err)
 	case errors.Is(err, workflows.ErrNotEnrollable), errors.Is(err, workflows.ErrNotEnrolled):
-		return errorf(http.StatusConflict, "conflict", "%v", err)
+		return apijson.Errorf(http.StatusConflict, apijson.CodeConflict, "%v", err)
 	case errors.Is(err, workflows.ErrInvalidCode), errors.Is(err, workflows.ErrCodeReused):
-		return errorf(http.StatusBadRequest, "invalid_code", "%v", err)
+		return apijson.Errorf(http.StatusBadRequest, "invalid_code", "%v", err)
 	case errors.Is(err, workflows.ErrLockedOut):
-		return errorf(http.StatusTooManyRequests, "locked", "%v", err)
+		return apijson.Errorf(http.StatusTooManyRequests, "locked", "%v", err)
 	case errors.Is(err, workflows.ErrMalformedCode):
-		return errorf(http.StatusBadRequest, CodeInvalidRequest, "%v", err)
+		return apijson.Errorf(http.StatusBadRequest, CodeInvalidRequest, "%v", err)
 	}
 	return err
 }

@@ -8,11 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/jmlgate/jmlgate/internal/keyfile"
 )
 
 // maxKeyFile bounds the key file; a ring of thousands of keys fits.
@@ -25,83 +24,20 @@ type keyFileEntry struct {
 	Created string `json:"created"`
 }
 
-// errExist reports that createKeyFile lost the race to another creator.
-var errExist = errors.New("key file already exists")
-
 // loadOrCreate reads the ring at path, or creates a one-key ring there when
 // no file exists. If another process creates the file first, its ring is
 // read instead.
 func loadOrCreate(path string, now func() time.Time) ([]key, error) {
-	if path == "" {
-		return nil, errors.New("secrets: key file path is empty")
-	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("secrets: key file directory %s does not exist", dir)
-	case err != nil:
-		return nil, fmt.Errorf("secrets: key file directory: %w", err)
-	case !st.IsDir():
-		return nil, fmt.Errorf("secrets: key file directory %s is not a directory", dir)
-	}
-	// Only a file appearing and vanishing again between each read and
-	// create could exhaust the attempts.
-	for range 3 {
-		keys, err := readKeyFile(path)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return keys, err
-		}
+	keys, err := keyfile.LoadOrCreate(path, maxKeyFile, decodeKeyFile, func() ([]key, []byte, error) {
 		k, err := newKey(now(), nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		keys = []key{k}
-		err = createKeyFile(path, encodeKeyFile(keys))
-		if errors.Is(err, errExist) {
-			continue // someone else created it: use theirs
-		}
-		if err != nil {
-			return nil, fmt.Errorf("secrets: create key file: %w", err)
-		}
-		return keys, nil
-	}
-	return nil, fmt.Errorf("secrets: key file %s keeps appearing and vanishing", path)
-}
-
-// readKeyFile reads and checks the key file; a missing file comes back as an
-// error matching fs.ErrNotExist. Permissions are checked on the open file,
-// so the file checked is the file read.
-func readKeyFile(path string) ([]key, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
+		keys := []key{k}
+		return keys, encodeKeyFile(keys), nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("secrets: open key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("secrets: key file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInsecureKeyFile, path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o, which group or others may access; run chmod 600 %s",
-			ErrInsecureKeyFile, path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("secrets: read key file: %w", err)
-	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorruptKeyFile, path, maxKeyFile)
-	}
-	keys, err := decodeKeyFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %s", ErrCorruptKeyFile, path, err)
+		return nil, fmt.Errorf("secrets: %w", err)
 	}
 	return keys, nil
 }
@@ -195,16 +131,17 @@ func encodeKeyFile(keys []key) []byte {
 	return append(data, '\n')
 }
 
-// newKey returns a fresh random key with a random id not used in ring.
+// newKey returns a fresh random key with a random id not used in ring. Its
+// errors carry no "secrets:" prefix: the caller adds it.
 func newKey(now time.Time, ring []key) (key, error) {
 	secret := make([]byte, keySize)
 	if _, err := rand.Read(secret); err != nil {
-		return key{}, fmt.Errorf("secrets: generate key: %w", err)
+		return key{}, fmt.Errorf("generate key: %w", err)
 	}
 	for {
 		var id [9]byte
 		if _, err := rand.Read(id[:]); err != nil {
-			return key{}, fmt.Errorf("secrets: generate key id: %w", err)
+			return key{}, fmt.Errorf("generate key id: %w", err)
 		}
 		kid := "k" + base64.RawURLEncoding.EncodeToString(id[:])
 		used := false
@@ -215,70 +152,4 @@ func newKey(now time.Time, ring []key) (key, error) {
 			return key{id: kid, secret: secret, created: now.UTC().Truncate(time.Second)}, nil
 		}
 	}
-}
-
-// writeTemp writes data to a new 0600 file next to path and syncs it,
-// returning its name. The caller removes it.
-func writeTemp(path string, data []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-// createKeyFile puts data at path only if nothing is there yet (errExist
-// otherwise): the hard link of a complete temporary file is the atomic,
-// exclusive step.
-func createKeyFile(path string, data []byte) error {
-	tmp, err := writeTemp(path, data)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return errExist
-		}
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// replaceKeyFile atomically replaces the file at path with data.
-func replaceKeyFile(path string, data []byte) error {
-	tmp, err := writeTemp(path, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -36,6 +36,8 @@ import (
 	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/jmlgate/jmlgate/internal/keyfile"
 )
 
 // Errors returned by Open and Unseal, matched with errors.Is. Their messages
@@ -44,9 +46,11 @@ import (
 var (
 	// ErrInsecureKeyFile: the key file grants some permission to group or
 	// others (it must be mode 0600 or stricter), or is not a regular file.
-	ErrInsecureKeyFile = errors.New("secrets: insecure key file")
-	// ErrCorruptKeyFile: the key file is not a valid, non-empty key ring.
-	ErrCorruptKeyFile = errors.New("secrets: corrupt key file")
+	// It is keyfile.ErrInsecure.
+	ErrInsecureKeyFile = keyfile.ErrInsecure
+	// ErrCorruptKeyFile: the key file is not a valid, non-empty key ring,
+	// or is larger than 1 MiB. It is keyfile.ErrCorrupt.
+	ErrCorruptKeyFile = keyfile.ErrCorrupt
 	// ErrMalformed: the sealed value is not a JWE compact serialization made
 	// by a Vault (wrong shape, algorithm, missing kid or ctx header).
 	ErrMalformed = errors.New("secrets: malformed sealed value")
@@ -167,10 +171,10 @@ func (v *Vault) Rotate() error {
 
 	nk, err := newKey(v.now(), keys)
 	if err != nil {
-		return err
+		return fmt.Errorf("secrets: %w", err)
 	}
 	keys = append(keys, nk)
-	if err := replaceKeyFile(v.path, encodeKeyFile(keys)); err != nil {
+	if err := keyfile.Replace(v.path, encodeKeyFile(keys)); err != nil {
 		return fmt.Errorf("secrets: rotate: %w", err)
 	}
 
