@@ -7,153 +7,17 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jmlgate/jmlgate/connectors"
+	"github.com/jmlgate/jmlgate/connectors/connectortest"
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/config"
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/workflows"
 )
-
-// target is an in-memory application: it keeps accounts the way a real
-// target does (refs, enabled, entitlements), records every call, and can be
-// told to fail. The dispatcher under test only sees the Connector contract.
-type target struct {
-	mu       sync.Mutex
-	accounts map[string]*connectors.AccountState // by ref
-	calls    []string                            // "op userName [entitlement]"
-	fail     []error                             // returned by the next calls, in order
-	sessions map[string]int                      // RevokeSessions calls by ref
-	// active tells, at call time, whether the identity may receive
-	// grants (invariant 1); set by the test to read the store.
-	check func(identityID string) error
-}
-
-var _ connectors.SessionRevoker = (*target)(nil)
-
-func newTarget() *target {
-	return &target{accounts: map[string]*connectors.AccountState{}, sessions: map[string]int{}}
-}
-
-func (t *target) next() error {
-	if len(t.fail) == 0 {
-		return nil
-	}
-	err := t.fail[0]
-	t.fail = t.fail[1:]
-	return err
-}
-
-func (t *target) log(op, ref, e string) {
-	name := ref
-	if a := t.accounts[ref]; a != nil {
-		name = a.UserName
-	}
-	t.calls = append(t.calls, strings.TrimSpace(op+" "+name+" "+e))
-}
-
-func (t *target) EnsureAccount(ctx context.Context, a connectors.Account) (string, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.next(); err != nil {
-		return "", err
-	}
-	if t.check != nil {
-		if err := t.check(a.IdentityID); err != nil {
-			return "", err
-		}
-	}
-	ref := "ref-" + a.IdentityID
-	if t.accounts[ref] == nil {
-		t.accounts[ref] = &connectors.AccountState{Ref: ref, UserName: a.UserName, IdentityID: a.IdentityID}
-	}
-	t.accounts[ref].Enabled = true
-	t.log("ensure", ref, "")
-	return ref, nil
-}
-
-func (t *target) DisableAccount(ctx context.Context, ref string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.next(); err != nil {
-		return err
-	}
-	if a := t.accounts[ref]; a != nil {
-		a.Enabled = false
-	}
-	t.log("disable", ref, "")
-	return nil
-}
-
-func (t *target) RevokeSessions(ctx context.Context, ref string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.next(); err != nil {
-		return err
-	}
-	t.sessions[ref]++
-	t.log("sessions", ref, "")
-	return nil
-}
-
-func (t *target) Grant(ctx context.Context, ref, e string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.next(); err != nil {
-		return err
-	}
-	a := t.accounts[ref]
-	if a == nil {
-		return connectors.Errorf(connectors.NotFound, "no account %s", ref)
-	}
-	if t.check != nil {
-		if err := t.check(a.IdentityID); err != nil {
-			return err
-		}
-	}
-	if !slices.Contains(a.Entitlements, e) {
-		a.Entitlements = append(a.Entitlements, e)
-		slices.Sort(a.Entitlements)
-	}
-	t.log("grant", ref, e)
-	return nil
-}
-
-func (t *target) Revoke(ctx context.Context, ref, e string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.next(); err != nil {
-		return err
-	}
-	if a := t.accounts[ref]; a != nil {
-		a.Entitlements = slices.DeleteFunc(a.Entitlements, func(x string) bool { return x == e })
-	}
-	t.log("revoke", ref, e)
-	return nil
-}
-
-func (t *target) state(userName string) (enabled bool, ents []string, found bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, a := range t.accounts {
-		if a.UserName == userName {
-			return a.Enabled, slices.Clone(a.Entitlements), true
-		}
-	}
-	return false, nil, false
-}
-
-func (t *target) takeCalls() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c := t.calls
-	t.calls = nil
-	return c
-}
 
 var deliveryRoles = []config.Role{
 	{Name: "everyone", When: "true", Grants: []config.Grant{{Connector: "app", Entitlement: "member"}}},
@@ -173,7 +37,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 type deliveryEnv struct {
 	*env
-	app *target
+	app *connectortest.Memory
 	d   *workflows.Dispatcher
 }
 
@@ -181,7 +45,7 @@ func newDeliveryEnv(t *testing.T) *deliveryEnv {
 	t.Helper()
 	e := newEnv(t, deliveryRoles)
 	e.engine.Connectors = map[string]bool{"app": true}
-	app := newTarget()
+	app := connectortest.NewMemory()
 	d := &workflows.Dispatcher{
 		Store: e.st, Engine: e.engine, Now: e.clock.now,
 		Targets:     map[string]*workflows.Target{"app": {Name: "app", Type: "test", Conn: app, MaxAttempts: 3}},
@@ -258,12 +122,12 @@ func TestDeliveryLifecycle(t *testing.T) {
 	id := e.createUser("ada@example.com", "Engineering")
 
 	// Invariant 1: awaiting MFA, nothing is queued or sent.
-	if n := e.drain(); n != 0 || len(e.app.takeCalls()) != 0 {
+	if n := e.drain(); n != 0 || len(e.app.TakeCalls()) != 0 {
 		t.Fatalf("a joiner awaiting MFA got %d deliveries", n)
 	}
 	e.activate(id)
 	e.drain()
-	wantCalls(t, e.app.takeCalls(), "ensure ada@example.com", "grant ada@example.com eng", "grant ada@example.com member")
+	wantCalls(t, e.app.TakeCalls(), "ensure ada@example.com", "grant ada@example.com eng", "grant ada@example.com member")
 
 	// Mover: leaves Engineering; the lost grant is revoked, nothing else.
 	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Sales"})
@@ -271,7 +135,7 @@ func TestDeliveryLifecycle(t *testing.T) {
 		t.Fatalf("mover queued %+v, want one revoke-priority delivery", ds)
 	}
 	e.drain()
-	wantCalls(t, e.app.takeCalls(), "revoke ada@example.com eng")
+	wantCalls(t, e.app.TakeCalls(), "revoke ada@example.com eng")
 
 	// A change that does not touch access queues nothing.
 	e.patch(id, map[string]any{"op": "replace", "path": "displayName", "value": "Ada L."})
@@ -288,9 +152,9 @@ func TestDeliveryLifecycle(t *testing.T) {
 	}
 	e.clock.advance(1500 * time.Millisecond)
 	e.drain()
-	wantCalls(t, e.app.takeCalls(), "disable ada@example.com", "sessions ada@example.com", "revoke ada@example.com member")
-	if on, ents, _ := e.app.state("ada@example.com"); on || len(ents) != 0 {
-		t.Fatalf("leaver's account: enabled=%v entitlements=%q", on, ents)
+	wantCalls(t, e.app.TakeCalls(), "disable ada@example.com", "revoke_sessions ada@example.com", "revoke ada@example.com member")
+	if a, found := e.app.AccountNamed("ada@example.com"); !found || a.Enabled || len(a.Entitlements) != 0 {
+		t.Fatalf("leaver's account: found=%v enabled=%v entitlements=%q", found, a.Enabled, a.Entitlements)
 	}
 	idn := e.identity(id)
 	if got := idn.RevokedAt.Sub(idn.LeaverAt); !idn.LeaverAt.Equal(leaverAt) || got != 1500*time.Millisecond {
@@ -304,12 +168,12 @@ func TestDeliveryLifecycle(t *testing.T) {
 	// Rehire: MFA again, then the same account comes back (ensure re-enables).
 	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": true})
 	e.drain()
-	if calls := e.app.takeCalls(); len(calls) != 0 {
+	if calls := e.app.TakeCalls(); len(calls) != 0 {
 		t.Fatalf("a rehire awaiting MFA got %q", calls)
 	}
 	e.activate(id)
 	e.drain()
-	wantCalls(t, e.app.takeCalls(), "ensure ada@example.com", "grant ada@example.com member")
+	wantCalls(t, e.app.TakeCalls(), "ensure ada@example.com", "grant ada@example.com member")
 	if idn := e.identity(id); !idn.RevokedAt.IsZero() || !idn.LeaverAt.IsZero() {
 		t.Fatalf("rehire kept leaver_at %v / revoked_at %v", idn.LeaverAt, idn.RevokedAt)
 	}
@@ -328,7 +192,7 @@ func TestStaleGrantNeverOvertakesRevocation(t *testing.T) {
 		t.Fatalf("pending %+v, want the one delivery, raised to revoke priority", ds)
 	}
 	e.drain()
-	if calls := e.app.takeCalls(); len(calls) != 0 {
+	if calls := e.app.TakeCalls(); len(calls) != 0 {
 		t.Fatalf("a leaver whose grants were never delivered got %q", calls)
 	}
 	if idn := e.identity(id); idn.RevokedAt.IsZero() {
@@ -348,7 +212,11 @@ func summaryOf(idn *store.Identity) any {
 func TestNoGrantReachesTargetWithoutMFA(t *testing.T) {
 	t.Parallel()
 	e := newDeliveryEnv(t)
-	e.app.check = func(identityID string) error {
+	e.app.OnCall(func(c connectortest.Call) error {
+		if c.Op != "ensure" && c.Op != "grant" {
+			return nil
+		}
+		identityID := c.IdentityID
 		var idn *store.Identity
 		_ = e.st.View(context.Background(), func(tx store.ReadTx) error {
 			var err error
@@ -356,10 +224,10 @@ func TestNoGrantReachesTargetWithoutMFA(t *testing.T) {
 			return err
 		})
 		if idn == nil || idn.State != store.StateActive || idn.MFAMethod == "" {
-			t.Errorf("target received a grant for %s: identity %+v", identityID, summaryOf(idn))
+			t.Errorf("target received %q for %s: identity %+v", c, identityID, summaryOf(idn))
 		}
 		return nil
-	}
+	})
 	ids := []string{e.createUser("u1@example.com", "Engineering"), e.createUser("u2@example.com", "Sales")}
 	for round := range 4 {
 		for i, id := range ids {
@@ -394,7 +262,7 @@ func TestDeliveryRetryAndDeadLetter(t *testing.T) {
 	id := e.createUser("cy@example.com", "Sales")
 	e.activate(id)
 
-	e.app.fail = []error{connectors.RetryAfter(42*time.Second, errors.New("slow down"))}
+	e.app.FailNext(connectors.RetryAfter(42*time.Second, errors.New("slow down")))
 	e.drain()
 	p := e.deliveries(store.DeliveryPending)
 	if len(p) != 1 || p[0].Attempts != 1 || !p[0].RunAt.Equal(e.clock.now().Add(42*time.Second)) || !strings.Contains(p[0].LastError, "slow down") {
@@ -407,7 +275,7 @@ func TestDeliveryRetryAndDeadLetter(t *testing.T) {
 	// Two more retryable failures exhaust MaxAttempts (3): dead letter.
 	for i := range 2 {
 		e.clock.advance(2 * time.Hour)
-		e.app.fail = []error{fmt.Errorf("connection reset %d", i)}
+		e.app.FailNext(fmt.Errorf("connection reset %d", i))
 		e.drain()
 	}
 	dead := e.deliveries(store.DeliveryDead)
@@ -421,8 +289,8 @@ func TestDeliveryRetryAndDeadLetter(t *testing.T) {
 	// A new change queues a fresh delivery; its success resolves the dead one.
 	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Engineering"})
 	e.drain()
-	if on, ents, _ := e.app.state("cy@example.com"); !on || !slices.Equal(ents, []string{"eng", "member"}) {
-		t.Fatalf("target after recovery: enabled=%v %q", on, ents)
+	if a, _ := e.app.AccountNamed("cy@example.com"); !a.Enabled || !slices.Equal(a.Entitlements, []string{"eng", "member"}) {
+		t.Fatalf("target after recovery: enabled=%v %q", a.Enabled, a.Entitlements)
 	}
 	if dead := e.deliveries(store.DeliveryDead); len(dead) != 0 {
 		t.Fatalf("dead letter survived a successful delivery: %+v", dead)
@@ -430,7 +298,7 @@ func TestDeliveryRetryAndDeadLetter(t *testing.T) {
 
 	// Permanent: dead at once, no retries.
 	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Sales"})
-	e.app.fail = []error{connectors.Errorf(connectors.Permanent, "403 forbidden")}
+	e.app.FailNext(connectors.Errorf(connectors.Permanent, "403 forbidden"))
 	e.drain()
 	if dead := e.deliveries(store.DeliveryDead); len(dead) != 1 || dead[0].Attempts != 1 {
 		t.Fatalf("permanent failure: dead %+v, want one after 1 attempt", dead)
@@ -444,12 +312,12 @@ func TestPartialProgressIsKept(t *testing.T) {
 	e := newDeliveryEnv(t)
 	id := e.createUser("di@example.com", "Engineering")
 	e.activate(id)
-	e.app.fail = []error{nil, nil, errors.New("timeout")} // ensure, grant eng ok; grant member fails
+	e.app.FailNext(nil, nil, errors.New("timeout")) // ensure, grant eng ok; grant member fails (and is logged)
 	e.drain()
-	wantCalls(t, e.app.takeCalls(), "ensure di@example.com", "grant di@example.com eng")
+	wantCalls(t, e.app.TakeCalls(), "ensure di@example.com", "grant di@example.com eng", "grant di@example.com member")
 	e.clock.advance(time.Hour)
 	e.drain()
-	wantCalls(t, e.app.takeCalls(), "grant di@example.com member")
+	wantCalls(t, e.app.TakeCalls(), "grant di@example.com member")
 }
 
 // A crash leaves deliveries running; the next start requeues them.
@@ -474,7 +342,7 @@ func TestRunRequeuesAfterCrash(t *testing.T) {
 	go func() { done <- e.d.Run(run) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if on, _, _ := e.app.state("ed@example.com"); on {
+		if a, _ := e.app.AccountNamed("ed@example.com"); a.Enabled {
 			break
 		}
 		if time.Now().After(deadline) {

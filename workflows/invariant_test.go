@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmlgate/jmlgate/connectors/connectortest"
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
@@ -49,16 +50,19 @@ func invariantSequence(t *testing.T, seed uint64, steps int) {
 	// target must match every identity's sendable access (invariant 2:
 	// nothing lost, nothing stale).
 	e.engine.Connectors = map[string]bool{"github": true, "aws": true}
-	apps := map[string]*target{"github": newTarget(), "aws": newTarget()}
+	apps := map[string]*connectortest.Memory{"github": connectortest.NewMemory(), "aws": connectortest.NewMemory()}
 	d := &workflows.Dispatcher{Store: e.st, Engine: e.engine, Now: e.clock.now, Targets: map[string]*workflows.Target{},
 		BackoffBase: time.Minute, BackoffMax: time.Minute}
 	for name, app := range apps {
-		app.check = func(identityID string) error {
-			if err := gateOpen(e, identityID); err != nil {
-				t.Errorf("seed %d: %s received a grant: %v", seed, name, err)
+		app.OnCall(func(c connectortest.Call) error {
+			if c.Op != "ensure" && c.Op != "grant" {
+				return nil
+			}
+			if err := gateOpen(e, c.IdentityID); err != nil {
+				t.Errorf("seed %d: %s received %q: %v", seed, name, c, err)
 			}
 			return nil
-		}
+		})
 		d.Targets[name] = &workflows.Target{Name: name, Conn: app, MaxAttempts: 100}
 	}
 	m := e.mfa()
@@ -86,10 +90,7 @@ func invariantSequence(t *testing.T, seed uint64, steps int) {
 		case 15, 16, 17:
 			op = "deliver"
 			if rng.IntN(4) == 0 { // a flaky target: the delivery retries later
-				app := apps[[]string{"github", "aws"}[rng.IntN(2)]]
-				app.mu.Lock()
-				app.fail = append(app.fail, errors.New("502 bad gateway"))
-				app.mu.Unlock()
+				apps[[]string{"github", "aws"}[rng.IntN(2)]].FailNext(errors.New("502 bad gateway"))
 			}
 			if _, err := d.Drain(context.Background()); err != nil {
 				t.Fatalf("step %d: drain: %v", step, err)
@@ -216,7 +217,7 @@ func gateOpen(e *env, id string) error {
 // checkTargets checks, once no delivery is outstanding, that every target
 // holds exactly what each identity may be sent: no lost revocation, no
 // stale grant.
-func checkTargets(t *testing.T, e *env, apps map[string]*target, step int) {
+func checkTargets(t *testing.T, e *env, apps map[string]*connectortest.Memory, step int) {
 	t.Helper()
 	ctx := context.Background()
 	err := e.st.View(ctx, func(tx store.ReadTx) error {
@@ -233,14 +234,8 @@ func checkTargets(t *testing.T, e *env, apps map[string]*target, step int) {
 				return err
 			}
 			for name, app := range apps {
-				app.mu.Lock()
-				a := app.accounts["ref-"+idn.ID]
-				var enabled bool
-				var ents []string
-				if a != nil {
-					enabled, ents = a.Enabled, slices.Clone(a.Entitlements)
-				}
-				app.mu.Unlock()
+				a, _ := app.Account("ref-" + idn.ID)
+				enabled, ents := a.Enabled, a.Entitlements
 				w := want[name]
 				if enabled != (len(w) > 0) || !slices.Equal(ents, w) && !(len(ents) == 0 && len(w) == 0) {
 					return fmt.Errorf("%s at %s: enabled=%v %q, want %q (state %s)", idn.ID, name, enabled, ents, w, idn.State)

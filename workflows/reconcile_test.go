@@ -5,172 +5,33 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jmlgate/jmlgate/connectors"
+	"github.com/jmlgate/jmlgate/connectors/connectortest"
 	"github.com/jmlgate/jmlgate/internal/audit"
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/internal/store/sqlite"
 )
 
-// reconAcct is one account in reconConn's target.
-type reconAcct struct {
-	identityID, userName string
-	enabled              bool
-	ents                 []string // sorted
-}
-
-// reconConn is an in-memory target: a Connector and Lister that keeps its
-// accounts in a map and records every call, so tests can see exactly what
-// reconciliation and deliveries did to it.
-type reconConn struct {
-	mu      sync.Mutex
-	accts   map[string]*reconAcct
-	calls   []string
-	lists   int
-	nextRef int
-	fail    map[string]error // by call ("revoke x1 admin"): returned instead of acting
-	listErr error
-	onList  func() // runs inside ListAccounts, before the snapshot
-}
-
-func newReconConn() *reconConn {
-	return &reconConn{accts: map[string]*reconAcct{}, fail: map[string]error{}}
-}
-
-func (c *reconConn) put(ref, identityID, userName string, enabled bool, ents ...string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.accts[ref] = &reconAcct{identityID: identityID, userName: userName, enabled: enabled, ents: slices.Sorted(slices.Values(ents))}
-}
-
-func (c *reconConn) do(call string) error {
-	c.calls = append(c.calls, call)
-	return c.fail[call]
-}
-
-func (c *reconConn) EnsureAccount(_ context.Context, a connectors.Account) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.do("ensure " + a.IdentityID); err != nil {
-		return "", err
-	}
-	for ref, x := range c.accts {
-		if x.identityID == a.IdentityID || x.userName == a.UserName {
-			x.enabled, x.identityID = true, a.IdentityID
-			return ref, nil
-		}
-	}
-	c.nextRef++
-	ref := fmt.Sprintf("new%d", c.nextRef)
-	c.accts[ref] = &reconAcct{identityID: a.IdentityID, userName: a.UserName, enabled: true}
-	return ref, nil
-}
-
-func (c *reconConn) DisableAccount(_ context.Context, ref string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.do("disable " + ref); err != nil {
-		return err
-	}
-	if x := c.accts[ref]; x != nil {
-		x.enabled = false
-	}
-	return nil
-}
-
-func (c *reconConn) Grant(_ context.Context, ref, ent string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.do("grant " + ref + " " + ent); err != nil {
-		return err
-	}
-	x := c.accts[ref]
-	if x == nil {
-		return connectors.Errorf(connectors.NotFound, "no account %s", ref)
-	}
-	if !slices.Contains(x.ents, ent) {
-		x.ents = slices.Sorted(slices.Values(append(x.ents, ent)))
-	}
-	return nil
-}
-
-func (c *reconConn) Revoke(_ context.Context, ref, ent string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.do("revoke " + ref + " " + ent); err != nil {
-		return err
-	}
-	if x := c.accts[ref]; x != nil {
-		x.ents = slices.DeleteFunc(x.ents, func(e string) bool { return e == ent })
-	}
-	return nil
-}
-
-func (c *reconConn) ListAccounts(context.Context) ([]connectors.AccountState, error) {
-	if c.onList != nil {
-		c.onList()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lists++
-	if c.listErr != nil {
-		return nil, c.listErr
-	}
-	var out []connectors.AccountState
-	for _, ref := range slices.Sorted(maps.Keys(c.accts)) {
-		x := c.accts[ref]
-		out = append(out, connectors.AccountState{Ref: ref, UserName: x.userName, IdentityID: x.identityID,
-			Enabled: x.enabled, Entitlements: slices.Clone(x.ents)})
-	}
-	return out, nil
-}
-
-// state returns the target's account ref as "enabled [a b]" / "disabled [a]".
-func (c *reconConn) state(ref string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	x := c.accts[ref]
-	if x == nil {
+// reconState returns the target's account ref as "enabled [a b]" /
+// "disabled [a]", or "absent".
+func reconState(m *connectortest.Memory, ref string) string {
+	a, found := m.Account(ref)
+	if !found {
 		return "absent"
 	}
 	s := "disabled"
-	if x.enabled {
+	if a.Enabled {
 		s = "enabled"
 	}
-	return fmt.Sprintf("%s %v", s, x.ents)
+	return fmt.Sprintf("%s %v", s, a.Entitlements)
 }
-
-func (c *reconConn) callLog() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.calls)
-}
-
-func (c *reconConn) listCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lists
-}
-
-// reconPlain is a connector that cannot list.
-type reconPlain struct{ c *reconConn }
-
-func (p reconPlain) EnsureAccount(ctx context.Context, a connectors.Account) (string, error) {
-	return p.c.EnsureAccount(ctx, a)
-}
-func (p reconPlain) DisableAccount(ctx context.Context, ref string) error {
-	return p.c.DisableAccount(ctx, ref)
-}
-func (p reconPlain) Grant(ctx context.Context, ref, e string) error  { return p.c.Grant(ctx, ref, e) }
-func (p reconPlain) Revoke(ctx context.Context, ref, e string) error { return p.c.Revoke(ctx, ref, e) }
 
 var reconNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
@@ -178,7 +39,12 @@ type reconEnv struct {
 	t    *testing.T
 	st   store.Store
 	d    *Dispatcher
-	conn *reconConn
+	conn *connectortest.Memory
+}
+
+// put stores an account in app's target as if created out of band.
+func (e *reconEnv) put(ref, identityID, userName string, enabled bool, ents ...string) {
+	e.conn.Put(connectors.AccountState{Ref: ref, IdentityID: identityID, UserName: userName, Enabled: enabled, Entitlements: ents})
 }
 
 // newReconEnv opens a fresh SQLite store and a dispatcher with one Lister
@@ -194,13 +60,13 @@ func newReconEnv(t *testing.T, drift string) *reconEnv {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn := newReconConn()
+	conn := connectortest.NewMemory()
 	d := &Dispatcher{
 		Store: st,
 		Now:   func() time.Time { return reconNow },
 		Targets: map[string]*Target{
 			"app":   {Name: "app", Type: "memory", Conn: conn, Drift: drift, MaxAttempts: 1},
-			"plain": {Name: "plain", Type: "memory", Conn: reconPlain{newReconConn()}},
+			"plain": {Name: "plain", Type: "memory", Conn: connectortest.NewMemory().Bare()},
 		},
 	}
 	return &reconEnv{t: t, st: st, d: d, conn: conn}
@@ -305,25 +171,25 @@ func (e *reconEnv) auditActions(typ, id string) []string {
 func (e *reconEnv) fixture() {
 	e.identity("alice", store.StateActive, "eng", "wiki")
 	e.record("alice", "a1", true, "eng", "wiki")
-	e.conn.put("a1", "alice", "alice", true, "eng", "admin")
+	e.put("a1", "alice", "alice", true, "eng", "admin")
 
 	e.identity("bob", store.StateTerminated)
 	e.record("bob", "b1", false)
-	e.conn.put("b1", "", "bob", true, "eng")
+	e.put("b1", "", "bob", true, "eng")
 
 	e.identity("carol", store.StateActive, "eng")
 	e.record("carol", "c1", true, "eng")
-	e.conn.put("c1", "carol", "carol", false, "eng")
+	e.put("c1", "carol", "carol", false, "eng")
 
 	e.identity("erin", store.StateActive, "eng")
 	e.record("erin", "e1", true, "eng")
 
 	e.identity("frank", store.StateActive, "eng")
 	e.record("frank", "f1", true, "eng")
-	e.conn.put("f1", "frank", "frank", true, "eng")
+	e.put("f1", "frank", "frank", true, "eng")
 
-	e.conn.put("x1", "ghost", "mallory", true, "admin", "eng")
-	e.conn.put("x2", "", "old", false)
+	e.put("x1", "ghost", "mallory", true, "admin", "eng")
+	e.put("x2", "", "old", false)
 }
 
 func findingStrings(fs []Finding) []string {
@@ -395,7 +261,7 @@ func TestReconcileModes(t *testing.T) {
 				" x1 unmanaged_entitlement revoked admin",
 				" x1 unmanaged_entitlement revoked eng",
 			},
-			calls: []string{"disable x1", "revoke x1 admin", "revoke x1 eng"},
+			calls: []string{"disable mallory", "revoke mallory admin", "revoke mallory eng"},
 			accounts: map[string]string{
 				"alice": "a1 enabled [admin eng]",
 				"bob":   "b1 enabled [eng]",
@@ -434,10 +300,10 @@ func TestReconcileModes(t *testing.T) {
 					t.Errorf("finding %+v: wrong user name", f)
 				}
 			}
-			if calls := e.conn.callLog(); !slices.Equal(calls, c.calls) {
+			if calls := e.conn.Calls(); !slices.Equal(calls, c.calls) {
 				t.Errorf("direct calls = %q, want %q", calls, c.calls)
 			}
-			if got := e.conn.state("a1"); got != "enabled [admin eng]" {
+			if got := reconState(e.conn, "a1"); got != "enabled [admin eng]" {
 				t.Errorf("Reconcile touched a known identity's account directly: a1 = %s", got)
 			}
 			for id, want := range c.accounts {
@@ -468,7 +334,7 @@ func TestReconcileModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for ref, want := range c.target {
-				if got := e.conn.state(ref); got != want {
+				if got := reconState(e.conn, ref); got != want {
 					t.Errorf("after delivery, target %s = %s, want %s", ref, got, want)
 				}
 			}
@@ -476,7 +342,7 @@ func TestReconcileModes(t *testing.T) {
 				t.Errorf("deliveries left after drain: %q", got)
 			}
 			// erin's account came back under a new ref.
-			if got := e.account("erin"); !strings.HasPrefix(got, "new") || !strings.HasSuffix(got, "enabled [eng]") {
+			if got := e.account("erin"); got != "ref-erin enabled [eng]" {
 				t.Errorf("erin's account after repair = %s", got)
 			}
 			// A second pass finds only what the policy leaves in place.
@@ -508,9 +374,9 @@ func TestReconcileModes(t *testing.T) {
 func TestReconcileDirectFailure(t *testing.T) {
 	t.Parallel()
 	e := newReconEnv(t, "revoke")
-	e.conn.put("x1", "", "mallory", true, "admin", "eng")
-	e.conn.fail["revoke x1 admin"] = connectors.Errorf(connectors.Permanent, "PATCH /Users/x1: HTTP 403: forbidden")
-	e.conn.fail["disable x1"] = connectors.Errorf(connectors.NotFound, "gone") // absent counts as done
+	e.put("x1", "", "mallory", true, "admin", "eng")
+	e.conn.FailOn("revoke mallory admin", connectors.Errorf(connectors.Permanent, "PATCH /Users/x1: HTTP 403: forbidden"))
+	e.conn.FailOn("disable mallory", connectors.Errorf(connectors.NotFound, "gone")) // absent counts as done
 	rep, err := e.d.Reconcile(context.Background(), "app")
 	if err != nil {
 		t.Fatal(err)
@@ -522,7 +388,7 @@ func TestReconcileDirectFailure(t *testing.T) {
 	if f := rep.Findings[1]; !strings.Contains(f.Error, "HTTP 403") {
 		t.Errorf("failed finding error = %q", f.Error)
 	}
-	if got := e.conn.state("x1"); got != "enabled [admin]" {
+	if got := reconState(e.conn, "x1"); got != "enabled [admin]" {
 		t.Errorf("x1 = %s; want the failed revocation left and the rest done", got)
 	}
 	if got := e.auditActions("Connector", "app"); len(got) != 3 {
@@ -538,7 +404,7 @@ func TestReconcileRespectsRunningDelivery(t *testing.T) {
 	e := newReconEnv(t, "revoke")
 	e.identity("alice", store.StateActive, "eng")
 	e.record("alice", "a1", true, "eng")
-	e.conn.put("a1", "alice", "alice", true, "eng", "admin")
+	e.put("a1", "alice", "alice", true, "eng", "admin")
 	var running int64
 	e.update(func(tx store.Tx) error {
 		if _, err := tx.EnqueueDelivery(context.Background(), "alice", "app", store.PriorityGrant, reconNow); err != nil {
@@ -573,7 +439,7 @@ func TestReconcileRespectsRunningDelivery(t *testing.T) {
 		ds[1].State != store.DeliveryPending || ds[1].Priority != store.PriorityRevoke {
 		t.Errorf("deliveries = %+v, want the running one untouched and a pending revoke after it", ds)
 	}
-	if got := e.conn.callLog(); len(got) != 0 {
+	if got := e.conn.Calls(); len(got) != 0 {
 		t.Errorf("direct calls for a known identity: %q", got)
 	}
 }
@@ -585,12 +451,12 @@ func TestReconcileKeepsProgressMadeDuringListing(t *testing.T) {
 	e := newReconEnv(t, "revoke")
 	e.identity("alice", store.StateActive, "eng", "wiki")
 	e.record("alice", "a1", true, "eng")
-	e.conn.put("a1", "alice", "alice", true, "eng")
-	e.conn.onList = func() {
+	e.put("a1", "alice", "alice", true, "eng")
+	e.conn.OnList(func() {
 		// As if a delivery granted wiki and recorded it just after the
 		// target answered the listing.
 		e.record("alice", "a1", true, "eng", "wiki")
-	}
+	})
 	rep, err := e.d.Reconcile(context.Background(), "app")
 	if err != nil {
 		t.Fatal(err)
@@ -624,7 +490,7 @@ func TestReconcileErrors(t *testing.T) {
 			t.Parallel()
 			e := newReconEnv(t, "revoke")
 			e.fixture()
-			e.conn.listErr = c.listErr
+			e.conn.FailOn("list", c.listErr) // nil: no fault
 			rep, err := e.d.Reconcile(context.Background(), c.connector)
 			if !errors.Is(err, c.want) || rep != nil {
 				t.Fatalf("Reconcile = %v, %v; want %v", rep, err, c.want)
@@ -635,7 +501,7 @@ func TestReconcileErrors(t *testing.T) {
 			if got := e.deliveries(); len(got) != 0 {
 				t.Errorf("deliveries after a failed reconcile: %q", got)
 			}
-			if got := e.conn.callLog(); len(got) != 0 {
+			if got := e.conn.Calls(); len(got) != 0 {
 				t.Errorf("calls after a failed reconcile: %q", got)
 			}
 			var head *store.AuditRecord
@@ -661,7 +527,7 @@ func TestReconcileLoop(t *testing.T) {
 		e := newReconEnv(t, "report")
 		for _, tg := range []*Target{
 			{Name: "app", Conn: e.conn},
-			{Name: "plain", Conn: reconPlain{e.conn}, ReconcileInterval: time.Millisecond},
+			{Name: "plain", Conn: e.conn.Bare(), ReconcileInterval: time.Millisecond},
 		} {
 			done := make(chan struct{})
 			go func() { e.d.reconcileLoop(context.Background(), tg); close(done) }()
@@ -671,26 +537,26 @@ func TestReconcileLoop(t *testing.T) {
 				t.Fatalf("reconcileLoop(%s) did not return", tg.Name)
 			}
 		}
-		if n := e.conn.listCount(); n != 0 {
+		if n := e.conn.Lists(); n != 0 {
 			t.Errorf("listed %d times", n)
 		}
 	})
 	t.Run("runs every interval until cancelled", func(t *testing.T) {
 		t.Parallel()
 		e := newReconEnv(t, "report")
-		e.conn.put("x1", "", "mallory", true)
+		e.put("x1", "", "mallory", true)
 		tg := e.d.Targets["app"]
 		tg.ReconcileInterval = time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { e.d.reconcileLoop(ctx, tg); close(done) }()
 		deadline := time.Now().Add(10 * time.Second)
-		for e.conn.listCount() < 2 && time.Now().Before(deadline) {
+		for e.conn.Lists() < 2 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()
 		<-done
-		if n := e.conn.listCount(); n < 2 {
+		if n := e.conn.Lists(); n < 2 {
 			t.Fatalf("listed %d times", n)
 		}
 		got := e.auditActions("Connector", "app")
@@ -707,7 +573,7 @@ func TestReconcileReportKeepsOwnGrants(t *testing.T) {
 	e := newReconEnv(t, "report")
 	e.identity("alice", store.StateActive, "eng")
 	e.record("alice", "a1", true, "eng", "old")
-	e.conn.put("a1", "alice", "alice", true, "old", "other")
+	e.put("a1", "alice", "alice", true, "old", "other")
 	rep, err := e.d.Reconcile(context.Background(), "app")
 	if err != nil {
 		t.Fatal(err)
@@ -723,7 +589,7 @@ func TestReconcileReportKeepsOwnGrants(t *testing.T) {
 	if _, err := e.d.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.conn.state("a1"); got != "enabled [eng other]" {
+	if got := reconState(e.conn, "a1"); got != "enabled [eng other]" {
 		t.Errorf("target after delivery = %s, want eng granted, old revoked, other left", got)
 	}
 }
@@ -735,8 +601,8 @@ func TestReconcileDuplicateAccount(t *testing.T) {
 	e := newReconEnv(t, "revoke")
 	e.identity("alice", store.StateActive, "eng")
 	e.record("alice", "a2", true, "eng")
-	e.conn.put("a1", "alice", "alice", true, "eng")
-	e.conn.put("a2", "alice", "alice", true, "eng")
+	e.put("a1", "alice", "alice", true, "eng")
+	e.put("a2", "alice", "alice", true, "eng")
 	rep, err := e.d.Reconcile(context.Background(), "app")
 	if err != nil {
 		t.Fatal(err)
@@ -748,7 +614,7 @@ func TestReconcileDuplicateAccount(t *testing.T) {
 	if got := e.deliveries(); len(got) != 0 {
 		t.Errorf("deliveries = %q", got)
 	}
-	if got := e.conn.callLog(); len(got) != 0 {
+	if got := e.conn.Calls(); len(got) != 0 {
 		t.Errorf("direct calls = %q", got)
 	}
 	if got := e.auditActions(store.TypeIdentity, "alice"); len(got) != 2 {

@@ -11,170 +11,39 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jmlgate/jmlgate/connectors"
+	"github.com/jmlgate/jmlgate/connectors/connectortest"
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/internal/store/sqlite"
 	"github.com/jmlgate/jmlgate/workflows"
 )
 
-// memConn is an in-memory target that records its calls. Its optional
-// capabilities come from the wrapper types below.
-type memConn struct {
-	mu      sync.Mutex
-	accts   map[string]*memAcct
-	calls   []string
-	fail    map[string]error // by operation ("grant", "list", ...)
-	nextRef int
+// rotatorConn is a target with SessionRevoker and SecretRotator but no
+// Lister: a Memory's core methods and session revocation. No test here
+// rotates a secret, so RotateSecret refuses rather than pretend.
+type rotatorConn struct {
+	connectors.Connector
+	m *connectortest.Memory
 }
-
-type memAcct struct {
-	identityID, userName string
-	enabled              bool
-	ents                 []string
-}
-
-func newMemConn() *memConn { return &memConn{accts: map[string]*memAcct{}, fail: map[string]error{}} }
-
-func (c *memConn) op(name, detail string) error {
-	c.calls = append(c.calls, strings.TrimSpace(name+" "+detail))
-	return c.fail[name]
-}
-
-func (c *memConn) setFail(op string, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err == nil {
-		delete(c.fail, op)
-		return
-	}
-	c.fail[op] = err
-}
-
-func (c *memConn) EnsureAccount(_ context.Context, a connectors.Account) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.op("ensure", a.IdentityID); err != nil {
-		return "", err
-	}
-	for ref, x := range c.accts {
-		if x.identityID == a.IdentityID {
-			x.enabled = true
-			return ref, nil
-		}
-	}
-	c.nextRef++
-	ref := fmt.Sprintf("r%d", c.nextRef)
-	c.accts[ref] = &memAcct{identityID: a.IdentityID, userName: a.UserName, enabled: true}
-	return ref, nil
-}
-
-func (c *memConn) DisableAccount(_ context.Context, ref string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.op("disable", ref); err != nil {
-		return err
-	}
-	if x := c.accts[ref]; x != nil {
-		x.enabled = false
-	}
-	return nil
-}
-
-func (c *memConn) Grant(_ context.Context, ref, e string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.op("grant", ref+" "+e); err != nil {
-		return err
-	}
-	x := c.accts[ref]
-	if x == nil {
-		return connectors.Errorf(connectors.NotFound, "no account %s", ref)
-	}
-	if !slices.Contains(x.ents, e) {
-		x.ents = append(x.ents, e)
-		slices.Sort(x.ents)
-	}
-	return nil
-}
-
-func (c *memConn) Revoke(_ context.Context, ref, e string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.op("revoke", ref+" "+e); err != nil {
-		return err
-	}
-	if x := c.accts[ref]; x != nil {
-		x.ents = slices.DeleteFunc(x.ents, func(v string) bool { return v == e })
-	}
-	return nil
-}
-
-func (c *memConn) entitlements(identityID string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, x := range c.accts {
-		if x.identityID == identityID {
-			return slices.Clone(x.ents)
-		}
-	}
-	return nil
-}
-
-// listerConn adds Lister and SessionRevoker.
-type listerConn struct{ *memConn }
-
-func (c listerConn) ListAccounts(context.Context) ([]connectors.AccountState, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.op("list", ""); err != nil {
-		return nil, err
-	}
-	var out []connectors.AccountState
-	for ref, x := range c.accts {
-		out = append(out, connectors.AccountState{Ref: ref, UserName: x.userName, IdentityID: x.identityID,
-			Enabled: x.enabled, Entitlements: slices.Clone(x.ents)})
-	}
-	slices.SortFunc(out, func(a, b connectors.AccountState) int { return strings.Compare(a.Ref, b.Ref) })
-	return out, nil
-}
-
-func (c listerConn) RevokeSessions(_ context.Context, ref string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.op("revoke_sessions", ref)
-}
-
-// rotatorConn adds SecretRotator and SessionRevoker.
-type rotatorConn struct{ *memConn }
-
-func (c rotatorConn) RevokeSessions(_ context.Context, ref string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.op("revoke_sessions", ref)
-}
-
-func (c rotatorConn) RotateSecret(_ context.Context, account string, _ []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.op("rotate", account)
-}
-
-// plainConn is a bare Connector.
-type plainConn struct{ *memConn }
 
 var (
-	_ connectors.Lister         = listerConn{}
-	_ connectors.SessionRevoker = listerConn{}
-	_ connectors.SecretRotator  = rotatorConn{}
 	_ connectors.SessionRevoker = rotatorConn{}
+	_ connectors.SecretRotator  = rotatorConn{}
 )
+
+func (c rotatorConn) RevokeSessions(ctx context.Context, ref string) error {
+	return c.m.RevokeSessions(ctx, ref)
+}
+
+func (c rotatorConn) RotateSecret(context.Context, string, []byte) error {
+	return connectors.Errorf(connectors.Permanent, "rotatorConn: RotateSecret is not implemented")
+}
 
 var apiNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
@@ -182,7 +51,7 @@ type apiEnv struct {
 	t                *testing.T
 	st               store.Store
 	d                *workflows.Dispatcher
-	app, hook, vault *memConn
+	app, hook, vault *connectortest.Memory
 	url              string
 }
 
@@ -201,14 +70,15 @@ func newEnv(t *testing.T) *apiEnv {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := &apiEnv{t: t, st: st, app: newMemConn(), hook: newMemConn(), vault: newMemConn()}
+	e := &apiEnv{t: t, st: st, app: connectortest.NewMemory(), hook: connectortest.NewMemory(),
+		vault: connectortest.NewMemory()}
 	e.d = &workflows.Dispatcher{
 		Store: st,
 		Now:   func() time.Time { return apiNow },
 		Targets: map[string]*workflows.Target{
-			"app":   {Name: "app", Type: "scim", Conn: listerConn{e.app}, Drift: "report"},
-			"hook":  {Name: "hook", Type: "webhook", Conn: plainConn{e.hook}},
-			"vault": {Name: "vault", Type: "postgres", Conn: rotatorConn{e.vault}},
+			"app":   {Name: "app", Type: "scim", Conn: e.app, Drift: "report"},
+			"hook":  {Name: "hook", Type: "webhook", Conn: e.hook.Bare()},
+			"vault": {Name: "vault", Type: "postgres", Conn: rotatorConn{e.vault.Bare(), e.vault}},
 		},
 	}
 	api, plan := Handler(e.d, st, nil), PlanHandler(e.d, st, nil)
@@ -343,7 +213,7 @@ func TestRetryFlow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.identity("alice", "app:eng")
-	e.app.setFail("grant", connectors.Errorf(connectors.Permanent, "PATCH /Groups/eng: HTTP 403: forbidden"))
+	e.app.FailOn("grant", connectors.Errorf(connectors.Permanent, "PATCH /Groups/eng: HTTP 403: forbidden"))
 	id := e.enqueue("alice", "app", apiNow)
 	if _, err := e.d.Drain(context.Background()); err != nil {
 		t.Fatal(err)
@@ -384,12 +254,12 @@ func TestRetryFlow(t *testing.T) {
 	}
 
 	// The target recovers; the retried delivery now lands.
-	e.app.setFail("grant", nil)
+	e.app.FailOn("grant", nil)
 	if n, err := e.d.Drain(context.Background()); err != nil || n != 1 {
 		t.Fatalf("Drain = %d, %v", n, err)
 	}
-	if got := e.app.entitlements("alice"); !slices.Equal(got, []string{"eng"}) {
-		t.Errorf("target entitlements = %q", got)
+	if a, _ := e.app.Account("ref-alice"); !slices.Equal(a.Entitlements, []string{"eng"}) {
+		t.Errorf("target entitlements = %q", a.Entitlements)
 	}
 	e.wantError("GET", fmt.Sprintf("/api/v1/deliveries/%d", id), 404, "not_found", fmt.Sprintf("no delivery %d", id))
 	e.wantError("POST", fmt.Sprintf("/api/v1/deliveries/%d/retry", id), 404, "not_found", fmt.Sprintf("no delivery %d", id))
@@ -613,7 +483,7 @@ func TestReconcileEndpoint(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			e.app.setFail("list", c.listErr)
+			e.app.FailOn("list", c.listErr)
 			e.wantError("POST", c.path, c.status, c.code, c.msg)
 			if got := e.auditActions("Connector", "app"); len(got) != 0 {
 				t.Errorf("audit after a failed reconcile: %q", got)
@@ -624,8 +494,8 @@ func TestReconcileEndpoint(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		e.identity("alice", "app:eng")
-		e.app.accts["x1"] = &memAcct{userName: "mallory", enabled: true, ents: []string{"admin"}}
-		e.app.accts["a1"] = &memAcct{identityID: "alice", userName: "alice", enabled: true}
+		e.app.Put(connectors.AccountState{Ref: "x1", UserName: "mallory", Enabled: true, Entitlements: []string{"admin"}})
+		e.app.Put(connectors.AccountState{Ref: "a1", IdentityID: "alice", UserName: "alice", Enabled: true})
 		var rep workflows.ReconcileReport
 		if st, _, body := e.do("POST", "/api/v1/connectors/app/reconcile", &rep); st != 200 {
 			t.Fatalf("reconcile = %d %s", st, body)
@@ -665,8 +535,8 @@ func TestPlanHandler(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("plan =\n%s\nwant\n%s", got, want)
 	}
-	if calls := e.app.calls; len(calls) != 0 {
-		t.Errorf("planning called the target: %q", calls)
+	if calls := e.app.Calls(); len(calls) != 0 || e.app.Lists() != 0 {
+		t.Errorf("planning called the target: %q, %d listings", calls, e.app.Lists())
 	}
 	e.wantError("GET", "/api/v1/identities/nobody/plan", 404, "not_found", `no identity with id "nobody"`)
 }
