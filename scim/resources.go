@@ -69,9 +69,16 @@ func action(rt *schema.ResourceType, verb string) string {
 
 // membersOf extracts and resolves a normalized group document's members:
 // every value must name an existing User or Group, and a given type must be
-// the real one. Duplicates collapse.
-func membersOf(ctx context.Context, tx store.ReadTx, groupID string, doc map[string]any) ([]store.Member, error) {
+// the real one. Duplicates collapse. known are the group's current members
+// (nil on create), whose types the store already vouches for: only members
+// being added are looked up, so a PATCH that adds one member to a large
+// group costs one lookup, not one per member.
+func membersOf(ctx context.Context, tx store.ReadTx, groupID string, doc map[string]any, known []store.Member) ([]store.Member, error) {
 	raw, _ := doc["members"].([]any)
+	knownType := make(map[string]string, len(known))
+	for _, m := range known {
+		knownType[m.Value] = m.Type
+	}
 	seen := make(map[string]bool, len(raw))
 	out := make([]store.Member, 0, len(raw))
 	for i, e := range raw {
@@ -87,12 +94,9 @@ func membersOf(ctx context.Context, tx store.ReadTx, groupID string, doc map[str
 		if v == groupID {
 			return nil, badRequest(serr.ScimTypeInvalidValue, "a group cannot be a member of itself")
 		}
-		typ := ""
-		for _, t := range []string{store.TypeUser, store.TypeGroup} {
-			if _, err := tx.GetResource(ctx, t, v); err == nil {
-				typ = t
-				break
-			} else if !errors.Is(err, store.ErrNotFound) {
+		typ, err := knownType[v], error(nil)
+		if typ == "" {
+			if typ, err = resourceType(ctx, tx, v); err != nil {
 				return nil, err
 			}
 		}
@@ -105,6 +109,18 @@ func membersOf(ctx context.Context, tx store.ReadTx, groupID string, doc map[str
 		out = append(out, store.Member{Value: v, Type: typ})
 	}
 	return out, nil
+}
+
+// resourceType returns the type of the resource with id v, or "".
+func resourceType(ctx context.Context, tx store.ReadTx, v string) (string, error) {
+	for _, t := range []string{store.TypeUser, store.TypeGroup} {
+		if _, err := tx.GetResource(ctx, t, v); err == nil {
+			return t, nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+	}
+	return "", nil
 }
 
 // auditState is what the audit digest covers: stored attributes plus, for
@@ -146,7 +162,7 @@ func (s *Server) create(ctx context.Context, rt *schema.ResourceType, body map[s
 	err = s.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		var members []store.Member
 		if rt.Name == store.TypeGroup {
-			if members, err = membersOf(ctx, tx, res.ID, doc); err != nil {
+			if members, err = membersOf(ctx, tx, res.ID, doc, nil); err != nil {
 				return err
 			}
 		}
@@ -276,7 +292,7 @@ func (s *Server) modify(ctx context.Context, rt *schema.ResourceType, id, ifMatc
 		data := storedData(doc)
 		var members []store.Member
 		if rt.Name == store.TypeGroup {
-			if members, err = membersOf(ctx, tx, id, doc); err != nil {
+			if members, err = membersOf(ctx, tx, id, doc, c.members); err != nil {
 				return err
 			}
 		}
