@@ -217,6 +217,16 @@ func (d *Dispatcher) runTarget(ctx, work context.Context, t *Target) {
 			return
 		case <-done:
 			inflight--
+			// Collect whatever else finished, so one claim fills every
+			// free slot instead of one claim (a write) per finished job.
+			for more := true; more; {
+				select {
+				case <-done:
+					inflight--
+				default:
+					more = false
+				}
+			}
 		case <-ticker.C:
 		}
 	}
@@ -225,13 +235,13 @@ func (d *Dispatcher) runTarget(ctx, work context.Context, t *Target) {
 // claim takes up to n due deliveries of t, after a cheap read that skips
 // the write transaction when the queue is empty.
 func (d *Dispatcher) claim(ctx context.Context, t *Target, n int) ([]*store.Delivery, error) {
-	var any bool
+	var due bool
 	err := d.Store.View(ctx, func(tx store.ReadTx) error {
-		ds, err := tx.Deliveries(ctx, store.DeliveryQuery{State: store.DeliveryPending, Connector: t.Name, Limit: 1})
-		any = len(ds) > 0
+		var err error
+		due, err = tx.HasDueDelivery(ctx, t.Name, d.now())
 		return err
 	})
-	if err != nil || !any {
+	if err != nil || !due {
 		return nil, err
 	}
 	var jobs []*store.Delivery

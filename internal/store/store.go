@@ -364,6 +364,10 @@ type ReadTx interface {
 	AuditFor(ctx context.Context, resourceType, resourceID string, fromSeq int64, limit int) ([]*AuditRecord, error)
 	// Deliveries lists the deliveries q selects.
 	Deliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error)
+	// HasDueDelivery reports whether connector has a pending delivery due
+	// at now: the dispatcher's cheap check before it claims (a write). It
+	// reads an index, never the whole queue.
+	HasDueDelivery(ctx context.Context, connector string, now time.Time) (bool, error)
 	// GetDelivery returns the delivery with that id, or ErrNotFound.
 	GetDelivery(ctx context.Context, id int64) (*Delivery, error)
 	// QueueStats returns the stats of every connector that has at least

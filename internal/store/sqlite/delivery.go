@@ -95,6 +95,26 @@ func (t *readTx) Deliveries(ctx context.Context, q store.DeliveryQuery) ([]*stor
 	return out, nil
 }
 
+// HasDueDelivery implements store.ReadTx. The claim index orders a
+// connector's pending rows by priority then run_at, so this probes at most
+// the first row of each priority that is not yet due.
+func (t *readTx) HasDueDelivery(ctx context.Context, connector string, now time.Time) (bool, error) {
+	n, err := nanos(now, "now")
+	if err != nil {
+		return false, fmt.Errorf("sqlite: due deliveries of %q: %w", connector, err)
+	}
+	var due bool
+	err = t.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_claim
+		WHERE connector = ? AND state = 'pending' AND priority = ? AND run_at <= ?)
+		OR EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_claim
+		WHERE connector = ? AND state = 'pending' AND priority = ? AND run_at <= ?)`,
+		connector, store.PriorityRevoke, n, connector, store.PriorityGrant, n).Scan(&due)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: due deliveries of %q: %w", connector, err)
+	}
+	return due, nil
+}
+
 // GetDelivery implements store.ReadTx.
 func (t *readTx) GetDelivery(ctx context.Context, id int64) (*store.Delivery, error) {
 	d, err := scanDelivery(t.queryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))

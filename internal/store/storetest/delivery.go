@@ -982,3 +982,46 @@ func testDeliveryRollback(t *testing.T, s store.Store) {
 	update(t, s, func(tx store.Tx) error { return tx.FinishDelivery(ctx, running) })
 	wantNoDelivery(t, s, running)
 }
+
+func hasDue(t *testing.T, s store.Store, connector string, now time.Time) bool {
+	t.Helper()
+	return mustRead(t, s, func(tx store.ReadTx) (bool, error) { return tx.HasDueDelivery(t.Context(), connector, now) })
+}
+
+func testHasDueDelivery(t *testing.T, s store.Store) {
+	queueIdentities(t, s, "a", "b", "c")
+	if hasDue(t, s, "github", at(time.Hour)) {
+		t.Fatal("empty queue: due")
+	}
+	enqueue(t, s, "a", "github", store.PriorityGrant, at(time.Minute))
+	enqueue(t, s, "b", "github", store.PriorityRevoke, at(2*time.Minute))
+	enqueue(t, s, "c", "okta", store.PriorityRevoke, at(0))
+	cases := []struct {
+		connector string
+		now       time.Duration
+		want      bool
+	}{
+		{"github", 30 * time.Second, false},
+		{"github", time.Minute, true}, // the grant, due exactly now
+		{"github", 90 * time.Second, true},
+		{"gitlab", time.Hour, false},
+		{"okta", 0, true},
+	}
+	for _, c := range cases {
+		if got := hasDue(t, s, c.connector, at(c.now)); got != c.want {
+			t.Errorf("HasDueDelivery(%s, +%v) = %v, want %v", c.connector, c.now, got, c.want)
+		}
+	}
+	// Running and dead deliveries are not due; only pending ones are.
+	for _, d := range claim(t, s, "github", at(time.Hour), 10) {
+		update(t, s, func(tx store.Tx) error {
+			return tx.FailDelivery(t.Context(), d.ID, at(3*time.Hour), d.IdentityID == "b", "x", at(time.Hour))
+		})
+	}
+	if hasDue(t, s, "github", at(2*time.Hour)) {
+		t.Error("a backed-off delivery is due before its RunAt (or a dead one counts)")
+	}
+	if !hasDue(t, s, "github", at(3*time.Hour)) {
+		t.Error("the backed-off delivery is not due at its RunAt")
+	}
+}

@@ -86,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RequeueRunning", testRequeueRunning},
 		{"QueueStats", testQueueStats},
 		{"ListDeliveries", testListDeliveries},
+		{"HasDueDelivery", testHasDueDelivery},
 		{"DeliveryRollback", testDeliveryRollback},
 		{"Accounts", testAccounts},
 		{"SETJTIRecord", testSETJTIRecord},
