@@ -2,13 +2,17 @@ package scimtarget
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/scim"
 )
 
@@ -52,6 +56,18 @@ func (s *Server) Ops() []Op {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Op(nil), s.ops...)
+}
+
+// Counts returns how many ops of each kind the target applied (Status
+// below 300), without copying the history.
+func (s *Server) Counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.counts))
+	for k, v := range s.counts {
+		out[k] = v
+	}
+	return out
 }
 
 // History returns the ops on the user with the target id userID, in Seq
@@ -111,21 +127,34 @@ func (s *Server) serveRecorded(h http.Handler, w http.ResponseWriter, r *http.Re
 	if r.Method == http.MethodPost {
 		rec.body = &bytes.Buffer{} // the created resource's id
 	}
-	h.ServeHTTP(rec, r)
+	ops, fast := s.fastMembership(r.Method, path, body)
+	if fast {
+		s.applyMembership(rec, r, ops)
+	} else {
+		h.ServeHTTP(rec, r)
+	}
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
-	var created []byte
-	if rec.body != nil {
-		created = rec.body.Bytes()
+	if !fast {
+		var created []byte
+		if rec.body != nil {
+			created = rec.body.Bytes()
+		}
+		ops = classify(r.Method, path, body, created)
 	}
-	ops := classify(r.Method, path, body, created)
 	now := time.Now()
 	s.mu.Lock()
 	for i := range ops {
 		ops[i].Seq = int64(len(s.ops) + 1)
 		ops[i].At, ops[i].Status, ops[i].Method, ops[i].Path = now, rec.status, r.Method, path
 		s.ops = append(s.ops, ops[i])
+		if ops[i].Applied() {
+			if s.counts == nil {
+				s.counts = map[string]int{}
+			}
+			s.counts[ops[i].Kind]++
+		}
 	}
 	s.mu.Unlock()
 	if s.opts.OnOp != nil {
@@ -293,4 +322,72 @@ func memberValues(v any) []string {
 		}
 	}
 	return out
+}
+
+// fastMembership returns the ops of a group PATCH that FastMembership
+// handles, and whether it does: only member adds and removes of users.
+func (s *Server) fastMembership(method, path string, body []byte) ([]Op, bool) {
+	if !s.opts.FastMembership || method != http.MethodPatch || !strings.HasPrefix(path, "/Groups/") {
+		return nil, false
+	}
+	ops := classify(method, path, body, nil)
+	for _, o := range ops {
+		if (o.Kind != OpAddMember && o.Kind != OpRemoveMember) || o.User == "" {
+			return nil, false
+		}
+	}
+	return ops, len(ops) > 0
+}
+
+// applyMembership applies ops (from fastMembership) in one transaction and
+// answers 204, or a SCIM error.
+func (s *Server) applyMembership(w http.ResponseWriter, r *http.Request, ops []Op) {
+	ctx := context.WithoutCancel(r.Context())
+	gid := ops[0].Group
+	var bad error
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.GetResource(ctx, store.TypeGroup, gid); err != nil {
+			return err
+		}
+		for _, o := range ops {
+			if o.Kind == OpRemoveMember {
+				if err := tx.RemoveMembers(ctx, gid, []string{o.User}); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.GetResource(ctx, store.TypeUser, o.User); errors.Is(err, store.ErrNotFound) {
+				bad = fmt.Errorf("members: no User with id %q", o.User)
+				return bad
+			} else if err != nil {
+				return err
+			}
+			if err := tx.AddMembers(ctx, gid, []store.Member{{Value: o.User, Type: store.TypeUser}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case bad != nil:
+		scimError(w, http.StatusBadRequest, "invalidValue", bad.Error())
+	case errors.Is(err, store.ErrNotFound):
+		scimError(w, http.StatusNotFound, "", fmt.Sprintf("no Group with id %q", gid))
+	default:
+		scimError(w, http.StatusInternalServerError, "", "internal error")
+	}
+}
+
+func scimError(w http.ResponseWriter, status int, scimType, detail string) {
+	body := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:Error"},
+		"status": fmt.Sprint(status), "detail": detail}
+	if scimType != "" {
+		body["scimType"] = scimType
+	}
+	raw, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/scim+json")
+	w.WriteHeader(status)
+	_, _ = w.Write(raw)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -111,6 +112,9 @@ func TestHistoryClassifiesRequests(t *testing.T) {
 	if !slices.Equal(seen, ops) {
 		t.Fatalf("OnOp saw %v, Ops %v", seen, ops)
 	}
+	if c := s.Counts(); c[scimtarget.OpDisable] != 1 || c[scimtarget.OpAddMember] != 1 || c[scimtarget.OpCreate] != 1 || len(c) != 8 {
+		t.Errorf("counts: %v", c)
+	}
 	if h := s.History(uid); len(h) != 7 || h[0].Kind != scimtarget.OpCreate || h[6].Kind != scimtarget.OpDelete {
 		t.Fatalf("history of %s: %+v", uid, h)
 	}
@@ -148,5 +152,54 @@ func TestPauseHoldsRequests(t *testing.T) {
 	}
 	if ops := s.Ops(); len(ops) != 1 || ops[0].Kind != scimtarget.OpCreate {
 		t.Fatalf("ops: %+v", ops)
+	}
+}
+
+// FastMembership answers membership PATCHes as the SCIM server does (only
+// with 204 instead of the group): same outcomes, same errors.
+func TestFastMembershipMatchesSCIMServer(t *testing.T) {
+	t.Parallel()
+	for _, fast := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fast=%v", fast), func(t *testing.T) {
+			t.Parallel()
+			s := start(t, scimtarget.Options{FastMembership: fast})
+			uid := mustCall(t, s, "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada","active":true}`, 201)["id"].(string)
+			gid := mustCall(t, s, "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"eng"}`, 201)["id"].(string)
+			add := func(id string) string {
+				return `{` + patchSchema + `,"Operations":[{"op":"add","path":"members","value":[{"value":"` + id + `"}]}]}`
+			}
+			remove := `{` + patchSchema + `,"Operations":[{"op":"remove","path":"members[value eq \"` + uid + `\"]"}]}`
+			steps := []struct {
+				path, body string
+				ok         bool   // 200 or 204
+				status     int    // when not ok
+				scimType   string // when not ok
+				groups     []string
+			}{
+				{"/Groups/" + gid, add(uid), true, 0, "", []string{"eng"}},
+				{"/Groups/" + gid, add(uid), true, 0, "", []string{"eng"}},
+				{"/Groups/" + gid, add("nobody"), false, 400, "invalidValue", []string{"eng"}},
+				{"/Groups/nogroup", add(uid), false, 404, "", []string{"eng"}},
+				{"/Groups/" + gid, remove, true, 0, "", nil},
+				{"/Groups/" + gid, remove, true, 0, "", nil},
+			}
+			for i, st := range steps {
+				status, out, err := call(t.Context(), t, s, "PATCH", st.path, st.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				scimType, _ := out["scimType"].(string)
+				if st.ok != (status == 200 || status == 204) || (!st.ok && (status != st.status || scimType != st.scimType)) {
+					t.Fatalf("step %d: %d %v", i, status, out)
+				}
+				a, _, err := s.Account(t.Context(), "ada")
+				if err != nil || !slices.Equal(a.Groups, st.groups) {
+					t.Fatalf("step %d: groups %v (%v), want %v", i, a.Groups, err, st.groups)
+				}
+			}
+			if c := s.Counts(); c[scimtarget.OpAddMember] != 2 || c[scimtarget.OpRemoveMember] != 2 {
+				t.Fatalf("counts %v", c)
+			}
+		})
 	}
 }
