@@ -100,14 +100,19 @@ func (s *Store) runBatch(batch []*writeReq) {
 			}
 		}
 	}
+	// A batch of one needs no savepoint: its failure rolls back the
+	// transaction itself (two statements saved on a quiet store).
+	single := len(batch) == 1
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = fmt.Errorf("sqlite: begin write: %w", err)
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			failAll(fmt.Errorf("sqlite: savepoint: %w", err))
-			return
+		if !single {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+				failAll(fmt.Errorf("sqlite: savepoint: %w", err))
+				return
+			}
 		}
 		r.run(&writeTx{readTx{tx, s.wcache}, bs})
 		if r.err == nil && !r.panicked {
@@ -115,6 +120,14 @@ func (s *Store) runBatch(batch []*writeReq) {
 				// The caller gave up while fn ran: do not commit its writes.
 				r.err = fmt.Errorf("sqlite: commit: %w", err)
 			}
+		}
+		if single {
+			if r.err != nil || r.panicked {
+				_ = tx.Rollback()
+				return
+			}
+			applied = append(applied, r)
+			break
 		}
 		if r.err != nil || r.panicked {
 			bs.head = nil // the rolled-back function's records are gone

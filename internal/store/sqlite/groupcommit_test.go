@@ -198,3 +198,36 @@ func TestBatchAuditHeadAcrossRollback(t *testing.T) {
 		t.Fatalf("chain after rolled-back appends: %d records, %v", n, err)
 	}
 }
+
+// A batch of one runs without a savepoint; its failure, panic or abandoned
+// context still leaves nothing behind, and its success commits.
+func TestSingleBatch(t *testing.T) {
+	t.Parallel()
+	s := openInternal(t)
+	boom := errors.New("boom")
+	gaveUp, giveUp := context.WithCancel(context.Background())
+	cases := []struct {
+		id   string
+		r    *writeReq
+		kept bool
+	}{
+		{"fails", req(context.Background(), func(tx store.Tx) error { _ = createFn("fails")(tx); return boom }), false},
+		{"panics", req(context.Background(), func(tx store.Tx) error { _ = createFn("panics")(tx); panic("kaboom") }), false},
+		{"abandoned", req(gaveUp, func(tx store.Tx) error { err := createFn("abandoned")(tx); giveUp(); return err }), false},
+		{"commits", req(context.Background(), createFn("commits")), true},
+	}
+	for _, c := range cases {
+		s.runBatch([]*writeReq{c.r})
+		<-c.r.done
+		if got := exists(t, s, c.id); got != c.kept {
+			t.Errorf("%s: stored = %v, want %v (err %v, panicked %v)", c.id, got, c.kept, c.r.err, c.r.panicked)
+		}
+		if c.kept != (c.r.err == nil && !c.r.panicked) {
+			t.Errorf("%s: err %v panicked %v", c.id, c.r.err, c.r.panicked)
+		}
+	}
+	// The writer connection is usable after each of those.
+	if err := s.Update(t.Context(), createFn("after")); err != nil || !exists(t, s, "after") {
+		t.Fatalf("write after single batches: %v", err)
+	}
+}
