@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/jmlgate/jmlgate/connectors"
 	"github.com/jmlgate/jmlgate/connectors/connectortest"
@@ -400,5 +403,89 @@ func TestDeliveryAuditChain(t *testing.T) {
 	e.drain()
 	if _, err := audit.VerifyStore(context.Background(), e.st); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The token bucket paces every call: with one token and none coming back
+// soon, the account is ensured and the grant waits (here, past the run's
+// deadline, so the delivery is retried later with its progress kept).
+func TestRateLimitPacesCalls(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	e.d.Targets["app"].Limiter = rate.NewLimiter(rate.Every(time.Hour), 1)
+	id := e.createUser("gus@example.com", "Sales")
+	e.activate(id)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.d.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, e.app.TakeCalls(), "ensure gus@example.com")
+	p := e.deliveries(store.DeliveryPending)
+	if len(p) != 1 || !strings.Contains(p[0].LastError, "rate limit") {
+		t.Fatalf("after the bucket ran dry: %+v", p)
+	}
+}
+
+// No more than Concurrency deliveries to one connector run at once.
+func TestConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	e.d.Targets["app"].Concurrency = 2
+	e.d.Poll = 5 * time.Millisecond
+	var (
+		mu            sync.Mutex
+		running, peak int
+	)
+	release := make(chan struct{})
+	e.app.OnCall(func(c connectortest.Call) error {
+		if c.Op != "ensure" {
+			return nil
+		}
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil
+	})
+	for i := range 6 {
+		e.activate(e.createUser(fmt.Sprintf("c%d@example.com", i), "Sales"))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	// Wait until two calls are held, give the loop time to (wrongly)
+	// start more, then let everything through.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		r := running
+		mu.Unlock()
+		if r == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries running, want 2", r)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	for len(e.deliveries(store.DeliveryPending))+len(e.deliveries(store.DeliveryRunning)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("deliveries did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if peak != 2 {
+		t.Fatalf("peak concurrency %d, want 2", peak)
 	}
 }
