@@ -20,6 +20,7 @@ import (
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/workflows"
+	"github.com/jmlgate/jmlgate/workflows/roles"
 )
 
 var deliveryRoles = []config.Role{
@@ -487,5 +488,71 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	if peak != 2 {
 		t.Fatalf("peak concurrency %d, want 2", peak)
+	}
+}
+
+// A connector added to the configuration after people were activated gets
+// their access at the next start: Resync compares what may be sent with
+// what each connector was last known to hold.
+func TestResyncQueuesWhatAConnectorLacks(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	e.engine.Connectors = nil // "app" is not configured yet
+	id := e.createUser("hal@example.com", "Engineering")
+	e.activate(id)
+	if ds := e.deliveries(""); len(ds) != 0 {
+		t.Fatalf("queued for an unconfigured connector: %+v", ds)
+	}
+	e.engine.Connectors = map[string]bool{"app": true}
+	n, err := e.d.Resync(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Resync = %d, %v; want 1 delivery", n, err)
+	}
+	e.drain()
+	wantCalls(t, e.app.TakeCalls(), "ensure hal@example.com", "grant hal@example.com eng", "grant hal@example.com member")
+	if n, err := e.d.Resync(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Resync of a converged store = %d, %v; want 0", n, err)
+	}
+}
+
+// New role rules re-evaluate everyone once, deliver the difference, and are
+// recorded in the audit chain; the same rules at the next start do nothing.
+func TestSyncRolesReevaluatesOnChange(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	ctx := context.Background()
+	if n, err := e.engine.SyncRoles(ctx, e.st, deliveryRoles); err != nil || n != 0 {
+		t.Fatalf("first start, no identities: %d, %v", n, err)
+	}
+	id := e.createUser("ivy@example.com", "Engineering")
+	e.activate(id)
+	e.drain()
+	e.app.TakeCalls()
+
+	// The operator drops the engineering role.
+	newRoles := []config.Role{deliveryRoles[0], deliveryRoles[2]}
+	set, err := roles.Compile(newRoles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.engine.Roles = set
+	if n, err := e.engine.SyncRoles(ctx, e.st, newRoles); err != nil || n != 1 {
+		t.Fatalf("SyncRoles after a change = %d, %v; want 1 identity", n, err)
+	}
+	if got := desired(t, e.identity(id)); !slices.Equal(got, []string{"app:member"}) {
+		t.Fatalf("desired after the change: %q", got)
+	}
+	e.drain()
+	wantCalls(t, e.app.TakeCalls(), "revoke ivy@example.com eng")
+	if n, err := e.engine.SyncRoles(ctx, e.st, newRoles); err != nil || n != 0 {
+		t.Fatalf("same rules again = %d, %v; want nothing re-evaluated", n, err)
+	}
+	var recs []*store.AuditRecord
+	_ = e.st.View(ctx, func(tx store.ReadTx) error {
+		recs, err = tx.AuditFor(ctx, "Config", "roles", 1, -1)
+		return err
+	})
+	if len(recs) != 2 || recs[1].AfterDigest != audit.Digest(newRoles) {
+		t.Fatalf("config.roles records: %d, want one per distinct rule set", len(recs))
 	}
 }

@@ -208,6 +208,12 @@ func (a *App) Run(ctx context.Context) error {
 	deliver, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	deliverDone := make(chan error, 1)
 	go func() { deliverDone <- a.dispatcher.Run(deliver) }()
+	// Catch up with the configuration: everyone is re-evaluated when the
+	// role rules changed, and anything a connector lacks (one added to the
+	// config, say) is queued. In the background: live traffic goes on.
+	resyncDone := make(chan struct{})
+	go func() { defer close(resyncDone); a.resync(deliver) }()
+	defer func() { stopDeliver(); <-resyncDone }()
 	defer func() {
 		stopDeliver()
 		if err := <-deliverDone; err != nil {
@@ -229,6 +235,26 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// resync runs the start-up catch-up (see Run); failures are logged, and
+// the next start tries again.
+func (a *App) resync(ctx context.Context) {
+	if n, err := a.engine.SyncRoles(ctx, a.store, a.Config.Roles); err != nil {
+		if ctx.Err() == nil {
+			a.Logger.Error("roles changed: re-evaluation failed", "identities", n, "error", err)
+		}
+		return
+	} else if n > 0 {
+		a.Logger.Info("roles changed: identities re-evaluated", "identities", n)
+	}
+	if n, err := a.dispatcher.Resync(ctx); err != nil {
+		if ctx.Err() == nil {
+			a.Logger.Error("deliveries: resync failed", "error", err)
+		}
+	} else if n > 0 {
+		a.Logger.Info("deliveries: queued what connectors lacked", "deliveries", n)
+	}
 }
 
 // Close releases the store. Call after Run returns.

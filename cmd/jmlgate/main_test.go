@@ -223,9 +223,10 @@ func TestEndToEnd(t *testing.T) {
 	// The audit chain recorded every write and verifies offline.
 	g.stop()
 	out, err := cli(t, "audit", "verify", "--db", g.dbPath)
-	// token, create + lifecycle.joiner, patch + lifecycle.leaver +
-	// lifecycle.revoked (nothing to revoke anywhere), delete + lifecycle.delete
-	if err != nil || !strings.Contains(out, "audit chain OK: 8 records") {
+	// token, config.roles (the rules it started with), create +
+	// lifecycle.joiner, patch + lifecycle.leaver + lifecycle.revoked
+	// (nothing to revoke anywhere), delete + lifecycle.delete
+	if err != nil || !strings.Contains(out, "audit chain OK: 9 records") {
 		t.Fatalf("audit verify: %v %s", err, out)
 	}
 }
