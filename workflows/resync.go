@@ -63,41 +63,76 @@ func (e *Engine) SyncRoles(ctx context.Context, st store.Store, rules any) (int,
 // where what may be sent differs from what the connector was last known to
 // hold: a connector added to the configuration, a delivery lost to a bug or
 // a restored backup. It compares the store with itself (no connector is
-// called) and returns how many deliveries it queued.
+// called), reading in snapshots and writing only the deliveries it queues
+// (a delivery is level-triggered, so one queued after the state moved on
+// is harmless), and returns how many it queued.
 func (d *Dispatcher) Resync(ctx context.Context) (int, error) {
 	ctx = reqctx.WithActor(ctx, "dispatcher")
-	queued := 0
-	_, err := forEachIdentity(ctx, d.Store, func(tx store.Tx, idn *store.Identity) error {
-		want, err := Sendable(idn)
-		if err != nil {
-			return err
-		}
-		accts, err := tx.Accounts(ctx, idn.ID)
-		if err != nil {
-			return err
-		}
-		have := map[string]*store.Account{}
-		for _, a := range accts {
-			have[a.Connector] = a
-		}
-		for _, t := range d.sortedTargets() {
-			_, sessions := t.Conn.(connectors.SessionRevoker)
-			ops := Plan(want[t.Name], have[t.Name], sessions)
-			if len(ops) == 0 {
-				continue
-			}
-			p := store.PriorityGrant
-			if ops[0].Kind != OpEnsure && ops[0].Kind != OpGrant {
-				p = store.PriorityRevoke
-			}
-			if _, err := tx.EnqueueDelivery(ctx, idn.ID, t.Name, p, d.now()); err != nil {
+	type gap struct {
+		identity, connector string
+		priority            int
+	}
+	queued, after := 0, ""
+	for {
+		var (
+			ids  []*store.Identity
+			gaps []gap
+		)
+		err := d.Store.View(ctx, func(tx store.ReadTx) error {
+			var err error
+			if ids, err = tx.ListIdentities(ctx, store.IdentityQuery{After: after, Limit: resyncBatch}); err != nil {
 				return err
 			}
-			queued++
+			for _, idn := range ids {
+				want, err := Sendable(idn)
+				if err != nil {
+					return err
+				}
+				accts, err := tx.Accounts(ctx, idn.ID)
+				if err != nil {
+					return err
+				}
+				have := map[string]*store.Account{}
+				for _, a := range accts {
+					have[a.Connector] = a
+				}
+				for _, t := range d.sortedTargets() {
+					_, sessions := t.Conn.(connectors.SessionRevoker)
+					ops := Plan(want[t.Name], have[t.Name], sessions)
+					if len(ops) == 0 {
+						continue
+					}
+					p := store.PriorityGrant
+					if ops[0].Kind != OpEnsure && ops[0].Kind != OpGrant {
+						p = store.PriorityRevoke
+					}
+					gaps = append(gaps, gap{idn.ID, t.Name, p})
+				}
+			}
+			return nil
+		})
+		if err == nil && len(gaps) > 0 {
+			err = d.Store.Update(ctx, func(tx store.Tx) error {
+				for _, g := range gaps {
+					if _, err := tx.EnqueueDelivery(ctx, g.identity, g.connector, g.priority, d.now()); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		}
-		return nil
-	})
-	return queued, err
+		if err != nil {
+			return queued, fmt.Errorf("deliveries: resync: %w", err)
+		}
+		queued += len(gaps)
+		if len(ids) < resyncBatch {
+			return queued, nil
+		}
+		after = ids[len(ids)-1].ID
+		if err := ctx.Err(); err != nil {
+			return queued, err
+		}
+	}
 }
 
 // forEachIdentity calls fn for every identity, in id order, resyncBatch
