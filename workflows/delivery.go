@@ -30,9 +30,10 @@ type Target struct {
 	// Limiter, when set, paces every call to the connector (a token
 	// bucket: rate and burst from config).
 	Limiter *rate.Limiter
-	// MaxAttempts is how many runs a delivery gets before it is
-	// dead-lettered (default 10). Permanent and conflict failures are
-	// dead-lettered at once.
+	// MaxAttempts is how many runs a grant delivery gets before it is
+	// dead-lettered (default 10). Revocations keep being retried at the
+	// capped back-off. Permanent and conflict failures are dead-lettered
+	// at once.
 	MaxAttempts int
 	// Drift is what reconciliation does with access nobody granted through
 	// jmlgate: "report" (default) or "revoke".
@@ -104,6 +105,10 @@ type Dispatcher struct {
 	// Poll is how often an idle connector's queue is checked (default
 	// 100ms).
 	Poll time.Duration
+	// OpTimeout bounds each call to a connector (default
+	// DefaultOpTimeout); connectors' own request timeouts are usually
+	// shorter.
+	OpTimeout time.Duration
 	// DrainTimeout is how long Run lets in-flight deliveries finish after
 	// its context ends before cancelling them (default 10s).
 	DrainTimeout time.Duration
@@ -113,10 +118,12 @@ type Dispatcher struct {
 	BackoffBase, BackoffMax time.Duration
 }
 
-// DefaultConcurrency and DefaultMaxAttempts apply when a Target leaves them 0.
+// DefaultConcurrency and DefaultMaxAttempts apply when a Target leaves
+// them 0, DefaultOpTimeout when the Dispatcher does.
 const (
 	DefaultConcurrency = 4
 	DefaultMaxAttempts = 10
+	DefaultOpTimeout   = 2 * time.Minute
 )
 
 func (d *Dispatcher) now() time.Time {
@@ -138,8 +145,20 @@ func (d *Dispatcher) log() *slog.Logger {
 // deliveries finish for up to DrainTimeout, and cancels the rest, which go
 // back to pending: nothing is lost either way.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	if err := d.requeue(ctx); err != nil {
-		return err
+	// Nothing may be delivered before what a crash left running is back
+	// in the queue (a pair with a stale "running" row would never be
+	// claimed): keep trying rather than serve without deliveries.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 30*time.Second) {
+		err := d.requeue(ctx)
+		if err == nil {
+			break
+		}
+		d.log().Error("deliveries: cannot start", "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
 	}
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -345,10 +364,20 @@ func (d *Dispatcher) PlanFor(ctx context.Context, tx store.ReadTx, id string) ([
 // until the next start requeues it.
 func (d *Dispatcher) deliver(ctx context.Context, t *Target, job *store.Delivery) {
 	start := time.Now()
+	defer func() {
+		// A panicking connector must not take the gateway (and every
+		// other delivery) down, nor panic again after each restart: it
+		// is a permanent failure of this delivery.
+		if v := recover(); v != nil {
+			d.log().Error("delivery panicked", "connector", t.Name, "delivery", job.ID, "panic", fmt.Sprint(v))
+			d.finish(ctx, t, job, nil, nil, nil, nil, connectors.Errorf(connectors.Permanent, "connector panicked: %v", v))
+		}
+	}()
 	var (
 		idn  *store.Identity
 		acct *store.Account
 		user map[string]any
+		open bool
 	)
 	err := d.Store.View(ctx, func(tx store.ReadTx) error {
 		var err error
@@ -361,17 +390,26 @@ func (d *Dispatcher) deliver(ctx context.Context, t *Target, job *store.Delivery
 		if err != nil {
 			return err
 		}
-		user, err = userDoc(ctx, tx, job.IdentityID)
+		if user, err = userDoc(ctx, tx, job.IdentityID); err != nil {
+			return err
+		}
+		open, err = gateOpen(ctx, tx, idn, d.now())
 		return err
 	})
 	var (
 		done []Op
 		next *store.Account
 	)
-	ctx = connectors.WithDelivery(ctx, job.ID, job.Attempts)
+	ctx = connectors.WithDelivery(ctx, job.ID, job.Updated.UnixNano()) // Updated is the claim time
 	if err == nil {
 		var want map[string][]string
 		if want, err = Sendable(idn); err == nil {
+			if !open {
+				// The stored state still says active, but the MFA
+				// exception it rested on has lapsed and the scheduler has
+				// not caught up: send no grant, only revocations.
+				want = nil
+			}
 			done, next, err = d.apply(ctx, t, idn, user, want[t.Name], acct)
 		}
 	}
@@ -403,6 +441,15 @@ func (d *Dispatcher) apply(ctx context.Context, t *Target, idn *store.Identity, 
 				return done, changed(acct, next), fmt.Errorf("%s: rate limit: %w", op, err)
 			}
 		}
+		if op.Kind == OpEnsure || op.Kind == OpGrant {
+			// Invariant 1 at the moment of sending: a leaver, an MFA
+			// revocation or a lapsed exception committed since the plan
+			// (a rate-limited plan can take a while) stops the grants;
+			// the delivery is planned again at once.
+			if err := d.stillSendable(ctx, idn); err != nil {
+				return done, changed(acct, next), err
+			}
+		}
 		err := d.call(ctx, t, idn, user, next, op)
 		if d.Metrics != nil {
 			d.Metrics.observeOp(t.Name, op.Kind, err)
@@ -410,8 +457,9 @@ func (d *Dispatcher) apply(ctx context.Context, t *Target, idn *store.Identity, 
 		if err != nil {
 			if op.Kind == OpGrant && connectors.IsNotFound(err) {
 				// The target lost the account (deleted out of band):
-				// forget it is enabled, so the retry ensures it again.
-				next.Enabled = false
+				// forget it, so the retry ensures it again (or, for a
+				// leaver, has nothing left to disable).
+				next.Ref, next.Enabled, next.Entitlements = "", false, nil
 			}
 			return done, changed(acct, next), fmt.Errorf("%s: %w", op, err)
 		}
@@ -430,6 +478,46 @@ func (d *Dispatcher) apply(ctx context.Context, t *Target, idn *store.Identity, 
 	return done, changed(acct, next), nil
 }
 
+// errReplan stops a delivery whose identity changed while it ran; it is
+// planned again at once, without counting as a failure of the target.
+var errReplan = errors.New("the identity changed while delivering; planning again")
+
+// stillSendable re-reads the identity: errReplan unless it is the same
+// version and its MFA gate is still open.
+func (d *Dispatcher) stillSendable(ctx context.Context, idn *store.Identity) error {
+	return d.Store.View(ctx, func(tx store.ReadTx) error {
+		cur, err := tx.GetIdentity(ctx, idn.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Version != idn.Version {
+			return errReplan
+		}
+		open, err := gateOpen(ctx, tx, cur, d.now())
+		if err == nil && !open {
+			err = errReplan
+		}
+		return err
+	})
+}
+
+// gateOpen reports whether grants may flow to idn at now: it is active and
+// has proven MFA or an MFA exception live at now (the scheduler may not
+// have applied an expiry yet).
+func gateOpen(ctx context.Context, tx store.ReadTx, idn *store.Identity, now time.Time) (bool, error) {
+	if idn.State != store.StateActive {
+		return false, nil
+	}
+	if idn.MFAMethod != "" {
+		return true, nil
+	}
+	xs, err := tx.Exceptions(ctx, idn.ID)
+	if err != nil {
+		return false, err
+	}
+	return liveException(xs, now) != nil, nil
+}
+
 // changed returns next unless it equals acct.
 func changed(acct, next *store.Account) *store.Account {
 	if acct != nil && acct.Ref == next.Ref && acct.Enabled == next.Enabled && slices.Equal(acct.Entitlements, next.Entitlements) {
@@ -441,8 +529,16 @@ func changed(acct, next *store.Account) *store.Account {
 	return next
 }
 
-// call performs one op and updates next with its effect.
+// call performs one op, bounded by OpTimeout, and updates next with its
+// effect. A target that hangs (a lock held in a database, a stuck socket)
+// fails the op as retryable instead of holding a delivery slot for good.
 func (d *Dispatcher) call(ctx context.Context, t *Target, idn *store.Identity, user map[string]any, next *store.Account, op Op) error {
+	timeout := d.OpTimeout
+	if timeout <= 0 {
+		timeout = DefaultOpTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	switch op.Kind {
 	case OpEnsure:
 		ref, err := t.Conn.EnsureAccount(ctx, accountOf(idn, user))
@@ -493,12 +589,17 @@ func (d *Dispatcher) finish(ctx context.Context, t *Target, job *store.Delivery,
 	// Recording must outlive a shutdown that cancelled the run itself.
 	wctx := reqctx.WithActor(context.WithoutCancel(ctx), "dispatcher")
 	class, retryAfter := connectors.ClassOf(runErr)
-	interrupted := runErr != nil && ctx.Err() != nil
+	interrupted := runErr != nil && (ctx.Err() != nil || errors.Is(runErr, errReplan))
+	// Revocations are never given up on for counting attempts: a target
+	// that is down for an hour gets them when it returns (at the capped
+	// back-off). Only a failure the target says is permanent dead-letters
+	// them.
+	exhausted := job.Attempts >= t.maxAttempts() && job.Priority != store.PriorityRevoke
 	dead := runErr != nil && !interrupted &&
-		(class == connectors.Permanent || class == connectors.Conflict || job.Attempts >= t.maxAttempts())
+		(class == connectors.Permanent || class == connectors.Conflict || exhausted)
 	var ttr time.Duration
 	revoked := false
-	err := d.Store.Update(wctx, func(tx store.Tx) error {
+	err := d.record(ctx, t, job, func(tx store.Tx) error {
 		if next != nil {
 			next.Updated = now
 			if err := tx.PutAccount(wctx, next); err != nil {
@@ -555,8 +656,7 @@ func (d *Dispatcher) finish(ctx context.Context, t *Target, job *store.Delivery,
 		return err
 	})
 	if err != nil {
-		d.log().Error("deliveries: record outcome", "connector", t.Name, "delivery", job.ID, "error", err)
-		return
+		return // logged by record; the next start requeues the delivery
 	}
 	if !interrupted {
 		t.record(runErr, now)
@@ -580,6 +680,31 @@ func (d *Dispatcher) finish(ctx context.Context, t *Target, job *store.Delivery,
 	}
 }
 
+// record runs fn (a delivery's outcome) in a write transaction, retrying
+// with back-off while the store fails: a delivery left "running" blocks
+// its (identity, connector) pair, revocations included, so giving up is
+// only for shutdown (ctx ended), after which the next start requeues it.
+func (d *Dispatcher) record(ctx context.Context, t *Target, job *store.Delivery, fn func(store.Tx) error) error {
+	wctx := reqctx.WithActor(context.WithoutCancel(ctx), "dispatcher")
+	wait := 100 * time.Millisecond
+	for {
+		err := d.Store.Update(wctx, fn)
+		if err == nil {
+			return nil
+		}
+		d.log().Error("deliveries: record outcome", "connector", t.Name, "delivery", job.ID, "error", err)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			return err // not the store failing: the delivery is gone or moved on
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
 func (t *Target) maxAttempts() int {
 	if t.MaxAttempts <= 0 {
 		return DefaultMaxAttempts
@@ -600,10 +725,11 @@ func (d *Dispatcher) backoff(n int, retryAfter time.Duration) time.Duration {
 	if maxD <= 0 {
 		maxD = 15 * time.Minute
 	}
-	delay := maxD
-	if n < 30 && base<<(max(n, 1)-1) < maxD {
-		delay = base << (max(n, 1) - 1)
+	delay := base
+	for i := 1; i < n && delay < maxD; i++ {
+		delay *= 2 // base <= maxD/2 before doubling: no overflow
 	}
+	delay = min(delay, maxD)
 	half := delay / 2
 	return half + time.Duration(rand.Int64N(int64(half)+1))
 }

@@ -556,3 +556,135 @@ func TestSyncRolesReevaluatesOnChange(t *testing.T) {
 		t.Fatalf("config.roles records: %d, want one per distinct rule set", len(recs))
 	}
 }
+
+// hangingEnsure is a target whose EnsureAccount hangs until its context
+// ends, as a stuck socket or a held database lock does.
+type hangingEnsure struct{ *connectortest.Memory }
+
+func (h hangingEnsure) EnsureAccount(ctx context.Context, a connectors.Account) (string, error) {
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+// A target that hangs fails the op after OpTimeout, as retryable: the
+// delivery slot is freed and the delivery runs again later.
+func TestOpTimeoutFreesTheSlot(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	e.d.OpTimeout = 50 * time.Millisecond
+	e.d.Targets["app"].Conn = hangingEnsure{e.app}
+	id := e.createUser("jo@example.com", "Sales")
+	e.activate(id)
+	done := make(chan struct{})
+	go func() { e.drain(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a hanging target held the delivery past its op timeout")
+	}
+	p := e.deliveries(store.DeliveryPending)
+	if len(p) != 1 || p[0].Attempts != 1 || !strings.Contains(p[0].LastError, "deadline") {
+		t.Fatalf("after a hung call: %+v", p)
+	}
+}
+
+// An MFA exception that lapsed before the scheduler noticed (the identity
+// still reads "active") lets no grant through at send time.
+func TestLapsedExceptionSendsNoGrant(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("kim@example.com", "Sales")
+	xs := e.exceptionsAPI("it-admin")
+	if status, body := xs("POST", "/api/v1/exceptions", exceptionBody(id, e.clock.now().Add(time.Hour))); status != 201 {
+		t.Fatalf("exception: %d %v", status, body)
+	}
+	if st := e.identity(id).State; st != store.StateActive {
+		t.Fatalf("state %s, want active on the exception", st)
+	}
+	e.clock.advance(2 * time.Hour) // lapsed; no Tick yet
+	e.drain()
+	if calls := e.app.TakeCalls(); len(calls) != 0 {
+		t.Fatalf("grants sent on a lapsed exception: %q", calls)
+	}
+}
+
+// A leaver committed while a delivery is sending grants stops the rest of
+// them; the delivery is planned again and revokes what got through.
+func TestLeaverMidDeliveryStopsGrants(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("lee@example.com", "Engineering")
+	e.activate(id)
+	left := false
+	e.app.OnCall(func(c connectortest.Call) error {
+		if c.Op == "grant" && !left {
+			left = true
+			// HR's PATCH lands while the first grant is in flight.
+			go e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+			deadline := time.Now().Add(10 * time.Second)
+			for e.identity(id).State != store.StateTerminated {
+				if time.Now().After(deadline) {
+					t.Error("leaver never committed")
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return nil
+	})
+	e.drain()
+	e.drain()
+	calls := e.app.TakeCalls()
+	if slices.Contains(calls, "grant lee@example.com member") {
+		t.Fatalf("a grant went out after the leaver committed: %q", calls)
+	}
+	if on, ents, _ := accountState(e.app, "lee@example.com"); on || len(ents) != 0 {
+		t.Fatalf("leaver's account enabled=%v %q after the re-plan; calls %q", on, ents, calls)
+	}
+}
+
+func accountState(m *connectortest.Memory, userName string) (bool, []string, bool) {
+	a, ok := m.AccountNamed(userName)
+	return a.Enabled, a.Entitlements, ok
+}
+
+// Revocations are retried past MaxAttempts (a long outage must not leave a
+// leaver's access in place); grants are dead-lettered.
+func TestRevocationsOutliveMaxAttempts(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	id := e.createUser("max@example.com", "Sales")
+	e.activate(id)
+	e.drain()
+	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+	for range 5 { // MaxAttempts is 3
+		e.app.FailNext(errors.New("503 service unavailable"))
+		e.drain()
+		e.clock.advance(2 * time.Hour)
+	}
+	if dead := e.deliveries(store.DeliveryDead); len(dead) != 0 {
+		t.Fatalf("a revocation was dead-lettered for attempts: %+v", dead)
+	}
+	e.drain()
+	if on, _, _ := accountState(e.app, "max@example.com"); on {
+		t.Fatal("the revocation never landed")
+	}
+}
+
+// A connector that panics fails its delivery permanently; the dispatcher
+// (and the gateway) goes on.
+type panicky struct{ *connectortest.Memory }
+
+func (panicky) EnsureAccount(context.Context, connectors.Account) (string, error) { panic("boom") }
+
+func TestConnectorPanicIsContained(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	e.d.Targets["app"].Conn = panicky{e.app}
+	e.activate(e.createUser("pam@example.com", "Sales"))
+	e.drain()
+	dead := e.deliveries(store.DeliveryDead)
+	if len(dead) != 1 || !strings.Contains(dead[0].LastError, "panicked") {
+		t.Fatalf("dead letters %+v, want the panicking delivery", dead)
+	}
+}

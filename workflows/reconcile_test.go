@@ -81,8 +81,12 @@ func (e *reconEnv) identity(id, state string, ents ...string) {
 	}
 	desired, _ := json.Marshal(ds)
 	e.update(func(tx store.Tx) error {
-		return tx.PutIdentity(context.Background(), &store.Identity{ID: id, UserName: id + "@example.com", State: state,
-			Desired: desired, Version: 1, Created: reconNow.Add(-time.Hour), Updated: reconNow.Add(-time.Hour)})
+		idn := &store.Identity{ID: id, UserName: id + "@example.com", State: state,
+			Desired: desired, Version: 1, Created: reconNow.Add(-time.Hour), Updated: reconNow.Add(-time.Hour)}
+		if state == store.StateActive { // active only with proven MFA
+			idn.MFAMethod, idn.MFAEnrolledAt = "totp", reconNow.Add(-time.Hour)
+		}
+		return tx.PutIdentity(context.Background(), idn)
 	})
 }
 

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jmlgate/jmlgate/connectors"
 	"github.com/jmlgate/jmlgate/internal/audit"
@@ -96,11 +97,15 @@ func (d *Dispatcher) Resync(ctx context.Context) (int, error) {
 				for _, a := range accts {
 					have[a.Connector] = a
 				}
+				dead, err := tx.Deliveries(ctx, store.DeliveryQuery{IdentityID: idn.ID, State: store.DeliveryDead})
+				if err != nil {
+					return err
+				}
 				for _, t := range d.sortedTargets() {
 					_, sessions := t.Conn.(connectors.SessionRevoker)
 					ops := Plan(want[t.Name], have[t.Name], sessions)
-					if len(ops) == 0 {
-						continue
+					if len(ops) == 0 || slices.ContainsFunc(dead, func(x *store.Delivery) bool { return x.Connector == t.Name }) {
+						continue // in sync, or waiting for a human on its dead letter
 					}
 					p := store.PriorityGrant
 					if ops[0].Kind != OpEnsure && ops[0].Kind != OpGrant {

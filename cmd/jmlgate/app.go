@@ -99,7 +99,7 @@ func (a *App) Open(ctx context.Context) error {
 	d := a.Config.Delivery
 	a.dispatcher = &workflows.Dispatcher{
 		Store: st, Engine: a.engine, Targets: targets, Now: a.Now, Log: a.Logger, Metrics: metrics,
-		Poll: d.Poll.D(), BackoffBase: d.BackoffBase.D(), BackoffMax: d.BackoffMax.D(),
+		Poll: d.Poll.D(), BackoffBase: d.BackoffBase.D(), BackoffMax: d.BackoffMax.D(), OpTimeout: d.OpTimeout.D(),
 		DrainTimeout: a.Config.Server.ShutdownTimeout.D(),
 	}
 	if err := st.Migrate(ctx); err != nil {

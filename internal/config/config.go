@@ -294,6 +294,9 @@ type Delivery struct {
 	// Retry-After replaces them.
 	BackoffBase Duration `yaml:"backoff_base"`
 	BackoffMax  Duration `yaml:"backoff_max"`
+	// OpTimeout bounds each call to a connector (0: 2m): a target that
+	// hangs fails the call as retryable instead of holding a slot.
+	OpTimeout Duration `yaml:"op_timeout"`
 }
 
 // Webhooks configures webhook signing.

@@ -394,6 +394,9 @@ func (c *Config) validateConnectors(v *validator) {
 	if d.Poll != 0 && (d.Poll.D() < time.Millisecond || d.Poll.D() > time.Minute) {
 		v.add("delivery.poll", "must be between 1ms and 1m, got %s", d.Poll)
 	}
+	if d.OpTimeout < 0 {
+		v.add("delivery.op_timeout", "must not be negative, got %s", d.OpTimeout)
+	}
 	if d.BackoffBase < 0 {
 		v.add("delivery.backoff_base", "must not be negative, got %s", d.BackoffBase)
 	}

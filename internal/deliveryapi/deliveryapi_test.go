@@ -106,7 +106,7 @@ func (e *apiEnv) identity(id string, grants ...string) {
 	desired, _ := json.Marshal(ds)
 	e.update(func(tx store.Tx) error {
 		return tx.PutIdentity(context.Background(), &store.Identity{ID: id, UserName: id, State: store.StateActive,
-			Desired: desired, Version: 1, Created: apiNow, Updated: apiNow})
+			MFAMethod: "totp", MFAEnrolledAt: apiNow, Desired: desired, Version: 1, Created: apiNow, Updated: apiNow})
 	})
 }
 
