@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"github.com/jmlgate/jmlgate/connectors"
 	"hash"
+	"hash/fnv"
 	"time"
 )
 
@@ -101,9 +102,9 @@ type generationKey struct{}
 // The id is base64url(SHA-256) over the connector name, the event type, the
 // ref, the entitlement, for account.ensure the account's fields, and n.
 // jmlgate's dispatcher does not call this: it passes its delivery id and
-// attempt through connectors.WithDelivery, from which the generation is
-// derived. An operation sent twice within one attempt (a lost response
-// retried by the transport) keeps its jti; a later attempt or delivery,
+// run through connectors.WithDelivery, from which the generation is
+// derived. An operation sent twice within one run (a lost response
+// retried by the transport) keeps its jti; a later run (a retry included) or delivery,
 // which may repeat an operation on purpose (grant, revoke, grant again;
 // ensure after disable for a rehire), gets a new one. Two events with the
 // same jti thus always say the same thing, and a receiver that dedupes on
@@ -122,13 +123,15 @@ func WithGeneration(ctx context.Context, n int64) context.Context {
 
 // generation returns the generation in ctx, if any: one set with
 // WithGeneration, else one derived from the dispatcher's delivery id and
-// attempt (connectors.WithDelivery).
+// run (connectors.WithDelivery).
 func generation(ctx context.Context) (int64, bool) {
 	if n, ok := ctx.Value(generationKey{}).(int64); ok {
 		return n, true
 	}
-	if id, attempt, ok := connectors.DeliveryFrom(ctx); ok {
-		return id<<16 | int64(attempt&0xffff), true
+	if id, run, ok := connectors.DeliveryFrom(ctx); ok {
+		h := fnv.New64a()
+		_ = binary.Write(h, binary.BigEndian, [2]int64{id, run})
+		return int64(h.Sum64()), true
 	}
 	return 0, false
 }
