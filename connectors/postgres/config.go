@@ -2,15 +2,18 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jmlgate/jmlgate/connectors"
@@ -18,13 +21,17 @@ import (
 
 // Defaults of NewConfig.
 const (
-	DefaultRolePrefix     = "jml_"
-	DefaultMaxConns       = 4
-	DefaultConnectTimeout = 10 * time.Second
+	DefaultRolePrefix       = "jml_"
+	DefaultMaxConns         = 4
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultLockTimeout      = 10 * time.Second
+	DefaultStatementTimeout = 60 * time.Second
 
-	maxRolePrefix     = 32
-	maxMaxConns       = 100
-	maxConnectTimeout = 5 * time.Minute
+	maxRolePrefix       = 32
+	maxMaxConns         = 100
+	maxConnectTimeout   = 5 * time.Minute
+	maxLockTimeout      = 10 * time.Minute
+	maxStatementTimeout = time.Hour
 )
 
 // Config is the `connectors[i].config` section of a PostgreSQL target:
@@ -35,6 +42,9 @@ const (
 //	shared_accounts: [app_reporting]       # roles whose password RotateSecret may set
 //	max_conns: 4
 //	connect_timeout: 10s
+//	lock_timeout: 10s          # a statement waiting longer for a lock fails (retryable)
+//	statement_timeout: 60s     # a statement running longer fails (retryable)
+//	insecure_tls: false        # never in production; logged at start-up
 //
 // dsn is a Secret: it never prints, logs or marshals, and no error message
 // of this package contains it or the password it holds (nor a password pgx
@@ -50,24 +60,49 @@ const (
 // start with "pg_" (PostgreSQL reserves those names). Two connectors on one
 // cluster need different prefixes.
 //
+// The dsn must protect its connection with TLS that verifies the server:
+// for every host it names that is not loopback (127.0.0.0/8, ::1,
+// localhost) or a Unix socket directory, sslmode must be verify-full or
+// verify-ca (or require with sslrootcert, which libpq treats as
+// verify-ca). A dsn without sslmode gets libpq's "prefer", which accepts
+// any certificate and falls back to plaintext: it is refused, and so is
+// sslmode=disable, allow or require, unless insecure_tls is true. The check
+// applies to what pgx resolved, so PGSSLMODE and service files count.
+//
 // allowed_groups and shared_accounts hold role names exactly as PostgreSQL
 // stores them (case matters).
+//
+// lock_timeout (1ms to 10m) and statement_timeout (1ms to 1h) are set on
+// every transaction the connector runs (SET LOCAL, so they hold behind a
+// transaction-pooling proxy such as PgBouncer): a DBA's open transaction
+// holding a lock on a role makes a call fail Retryable (SQLSTATE 55P03 or
+// 57014) instead of holding a delivery slot for ever. Keep lock_timeout
+// below statement_timeout for the clearer error. RevokeSessions waits up to
+// 5 s for each backend it terminates, within statement_timeout.
 type Config struct {
-	DSN            Secret   `yaml:"dsn"`
-	RolePrefix     string   `yaml:"role_prefix"`
-	AllowedGroups  []string `yaml:"allowed_groups"`
-	SharedAccounts []string `yaml:"shared_accounts"`
-	MaxConns       int      `yaml:"max_conns"`
-	ConnectTimeout Duration `yaml:"connect_timeout"`
+	DSN              Secret   `yaml:"dsn"`
+	RolePrefix       string   `yaml:"role_prefix"`
+	AllowedGroups    []string `yaml:"allowed_groups"`
+	SharedAccounts   []string `yaml:"shared_accounts"`
+	MaxConns         int      `yaml:"max_conns"`
+	ConnectTimeout   Duration `yaml:"connect_timeout"`
+	LockTimeout      Duration `yaml:"lock_timeout"`
+	StatementTimeout Duration `yaml:"statement_timeout"`
+	// InsecureTLS accepts a dsn whose non-loopback hosts are reached
+	// without a verified TLS connection (sslmode prefer, require, allow or
+	// disable). Only an explicit true does; Open then logs a warning.
+	InsecureTLS bool `yaml:"insecure_tls"`
 }
 
 // NewConfig returns a Config with the defaults filled in. It is the
 // connectors.Factory of the "postgres" connector type.
 func NewConfig() connectors.Config {
 	return &Config{
-		RolePrefix:     DefaultRolePrefix,
-		MaxConns:       DefaultMaxConns,
-		ConnectTimeout: Duration(DefaultConnectTimeout),
+		RolePrefix:       DefaultRolePrefix,
+		MaxConns:         DefaultMaxConns,
+		ConnectTimeout:   Duration(DefaultConnectTimeout),
+		LockTimeout:      Duration(DefaultLockTimeout),
+		StatementTimeout: Duration(DefaultStatementTimeout),
 	}
 }
 
@@ -100,6 +135,10 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 		if poolConf, err = pgxpool.ParseConfig(string(c.DSN)); err != nil {
 			poolConf = nil
 			bad("dsn: cannot be parsed as a PostgreSQL URL or key=value connection string (details withheld: they could contain the password)")
+		} else if !c.InsecureTLS {
+			for _, host := range unverifiedHosts(&poolConf.ConnConfig.Config) {
+				bad("dsn: host %q is not loopback and is not reached over verified TLS: set sslmode=verify-full (or verify-ca), or insecure_tls: true to accept that", host)
+			}
 		}
 	}
 	if err := checkPrefix(c.RolePrefix); err != nil {
@@ -128,6 +167,12 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 	if d := time.Duration(c.ConnectTimeout); d < time.Millisecond || d > maxConnectTimeout {
 		bad("connect_timeout: must be between 1ms and %v, got %v", maxConnectTimeout, d)
 	}
+	if d := time.Duration(c.LockTimeout); d < time.Millisecond || d > maxLockTimeout {
+		bad("lock_timeout: must be between 1ms and %v, got %v", maxLockTimeout, d)
+	}
+	if d := time.Duration(c.StatementTimeout); d < time.Millisecond || d > maxStatementTimeout {
+		bad("statement_timeout: must be between 1ms and %v, got %v", maxStatementTimeout, d)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -140,6 +185,10 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 	if _, set := cc.RuntimeParams["application_name"]; !set {
 		cc.RuntimeParams["application_name"] = "jmlgate"
 	}
+	if c.InsecureTLS {
+		log.Warn("postgres connector: TLS verification of the database server is not required (insecure_tls); do not use this in production",
+			"connector", name, "hosts", hostList(&cc.Config))
+	}
 	// A context that ends mid-statement cuts the connection at once; pgx
 	// then sends the server a cancel request as it closes it, so a backend
 	// waiting on a catalog lock does not keep its transaction open.
@@ -150,16 +199,65 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 		return nil, errors.New(red.apply("dsn: " + err.Error()))
 	}
 	conn := &Conn{
-		name:     name,
-		log:      log,
-		pool:     pool,
-		prefix:   c.RolePrefix,
-		allowed:  setOf(c.AllowedGroups),
-		shared:   setOf(c.SharedAccounts),
-		redact:   red,
-		pageSize: listPage,
+		name:             name,
+		log:              log,
+		pool:             pool,
+		prefix:           c.RolePrefix,
+		allowed:          setOf(c.AllowedGroups),
+		shared:           setOf(c.SharedAccounts),
+		redact:           red,
+		pageSize:         listPage,
+		hosts:            hostList(&cc.Config),
+		database:         cc.Database,
+		user:             cc.User,
+		lockTimeout:      strconv.FormatInt(time.Duration(c.LockTimeout).Milliseconds(), 10),
+		statementTimeout: strconv.FormatInt(time.Duration(c.StatementTimeout).Milliseconds(), 10),
 	}
 	return conn, nil
+}
+
+// unverifiedHosts returns the hosts (host:port) of cc, its HA hosts and
+// sslmode fallbacks included, that are neither loopback nor a Unix socket
+// and may be reached without TLS or with TLS that accepts any certificate.
+// verify-full leaves InsecureSkipVerify false; verify-ca (and require with
+// sslrootcert) sets it but checks the chain in VerifyPeerCertificate.
+func unverifiedHosts(cc *pgconn.Config) []string {
+	type target struct {
+		host string
+		port uint16
+		tls  *tls.Config
+	}
+	targets := []target{{cc.Host, cc.Port, cc.TLSConfig}}
+	for _, f := range cc.Fallbacks {
+		targets = append(targets, target{f.Host, f.Port, f.TLSConfig})
+	}
+	var out []string
+	for _, t := range targets {
+		network, addr := pgconn.NetworkAddress(t.host, t.port)
+		if network == "unix" || connectors.IsLoopback(t.host) {
+			continue
+		}
+		if t.tls != nil && (!t.tls.InsecureSkipVerify || t.tls.VerifyPeerCertificate != nil) {
+			continue
+		}
+		if !slices.Contains(out, addr) {
+			out = append(out, addr)
+		}
+	}
+	return out
+}
+
+// hostList is the distinct host:port (or socket path) cc connects to, in
+// order of preference, for logs and String.
+func hostList(cc *pgconn.Config) []string {
+	_, addr := pgconn.NetworkAddress(cc.Host, cc.Port)
+	out := []string{addr}
+	for _, f := range cc.Fallbacks {
+		if _, addr := pgconn.NetworkAddress(f.Host, f.Port); !slices.Contains(out, addr) {
+			out = append(out, addr)
+		}
+	}
+	return out
 }
 
 func setOf(xs []string) map[string]bool {

@@ -33,7 +33,9 @@ func TestConfigValidation(t *testing.T) {
 		want []string // substrings of the error, each a line
 	}{
 		{"defaults with a dsn", func(*Config) {}, nil},
-		{"key=value dsn", func(c *Config) { c.DSN = Secret("host=db user=jmlgate password=" + pw + " dbname=app") }, nil},
+		{"key=value dsn", func(c *Config) {
+			c.DSN = Secret("host=db user=jmlgate password=" + pw + " dbname=app sslmode=verify-full")
+		}, nil},
 		{"allowed and shared", func(c *Config) {
 			c.AllowedGroups = []string{"app_read", "pg_read_all_data", "Mixed Case"}
 			c.SharedAccounts = []string{"app_reporting"}
@@ -59,9 +61,14 @@ func TestConfigValidation(t *testing.T) {
 		{"max_conns huge", func(c *Config) { c.MaxConns = 1000 }, []string{"max_conns: must be between 1 and 100"}},
 		{"connect_timeout zero", func(c *Config) { c.ConnectTimeout = 0 }, []string{"connect_timeout: must be between 1ms and 5m0s, got 0s"}},
 		{"connect_timeout huge", func(c *Config) { c.ConnectTimeout = Duration(time.Hour) }, []string{"connect_timeout:"}},
+		{"lock_timeout zero", func(c *Config) { c.LockTimeout = 0 }, []string{"lock_timeout: must be between 1ms and 10m0s, got 0s"}},
+		{"lock_timeout huge", func(c *Config) { c.LockTimeout = Duration(time.Hour) }, []string{"lock_timeout: must be between 1ms and 10m0s, got 1h0m0s"}},
+		{"statement_timeout negative", func(c *Config) { c.StatementTimeout = Duration(-time.Second) }, []string{"statement_timeout: must be between 1ms and 1h0m0s, got -1s"}},
+		{"statement_timeout huge", func(c *Config) { c.StatementTimeout = Duration(2 * time.Hour) }, []string{"statement_timeout: must be between 1ms and 1h0m0s"}},
+		{"plaintext to a remote host", func(c *Config) { c.DSN = Secret("postgres://jmlgate:" + pw + "@db.example.com/app?sslmode=disable") }, []string{`dsn: host "db.example.com:5432" is not loopback`}},
 		{"everything wrong at once", func(c *Config) {
-			c.DSN, c.RolePrefix, c.MaxConns, c.ConnectTimeout = "", "", -1, -1
-		}, []string{"dsn: required", "role_prefix: required", "max_conns:", "connect_timeout:"}},
+			c.DSN, c.RolePrefix, c.MaxConns, c.ConnectTimeout, c.LockTimeout, c.StatementTimeout = "", "", -1, -1, -1, 0
+		}, []string{"dsn: required", "role_prefix: required", "max_conns:", "connect_timeout:", "lock_timeout:", "statement_timeout:"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +100,7 @@ func TestConfigValidation(t *testing.T) {
 				key, _, _ := strings.Cut(line, ":")
 				key, _, _ = strings.Cut(key, "[")
 				switch key {
-				case "dsn", "role_prefix", "allowed_groups", "shared_accounts", "max_conns", "connect_timeout":
+				case "dsn", "role_prefix", "allowed_groups", "shared_accounts", "max_conns", "connect_timeout", "lock_timeout", "statement_timeout":
 				default:
 					t.Errorf("error line %q does not start with a yaml key", line)
 				}
@@ -116,13 +123,20 @@ allowed_groups: [app_read, app_write]
 shared_accounts: [app_reporting]
 max_conns: 7
 connect_timeout: 3s
+lock_timeout: 2s
+statement_timeout: 30s
+insecure_tls: true
 `
+	if d := NewConfig().(*Config); time.Duration(d.LockTimeout) != 10*time.Second || time.Duration(d.StatementTimeout) != time.Minute || d.InsecureTLS {
+		t.Errorf("defaults: lock_timeout %v, statement_timeout %v, insecure_tls %v", d.LockTimeout, d.StatementTimeout, d.InsecureTLS)
+	}
 	c := NewConfig().(*Config)
 	if err := yaml.UnmarshalWithOptions([]byte(src), c, yaml.Strict()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(c.DSN), pw) || c.RolePrefix != "acme_" || c.MaxConns != 7 ||
-		time.Duration(c.ConnectTimeout) != 3*time.Second || len(c.AllowedGroups) != 2 || c.SharedAccounts[0] != "app_reporting" {
+		time.Duration(c.ConnectTimeout) != 3*time.Second || len(c.AllowedGroups) != 2 || c.SharedAccounts[0] != "app_reporting" ||
+		time.Duration(c.LockTimeout) != 2*time.Second || time.Duration(c.StatementTimeout) != 30*time.Second || !c.InsecureTLS {
 		t.Fatalf("decoded %+v", c)
 	}
 	var logged bytes.Buffer

@@ -16,6 +16,7 @@ const (
 	codeUniqueViolation = "23505" // the same, when two creates race past the check
 	codeUndefinedObject = "42704" // the role named does not exist
 	codeInternal        = "XX000" // among others "tuple concurrently updated"
+	codeReadOnly        = "25006" // read_only_sql_transaction: a standby, or a read-only primary
 )
 
 // safeError is an error whose message has been through the redactor; it
@@ -33,17 +34,27 @@ func (e *safeError) Unwrap() []error { return e.errs }
 //
 //   - the caller's context ended: the context error, wrapped and not
 //     classified (Retryable by connectors.ClassOf; the job was interrupted);
-//   - a server error by SQLSTATE class: 08 (connection), 40 (serialization
-//     failure, deadlock), 53 (insufficient resources), 55 (object in use,
-//     lock not available), 57 (query cancelled, admin shutdown, cannot
-//     connect now), 58 (system error) and XX (internal error, such as
-//     "tuple concurrently updated") are Retryable, and so is 23505
+//   - a server error by SQLSTATE class: 08 (connection), 28 (invalid
+//     authorization: see below), 40 (serialization failure, deadlock), 53
+//     (insufficient resources), 55 (object in use, lock_timeout expired),
+//     57 (statement_timeout expired, query cancelled, admin shutdown,
+//     cannot connect now), 58 (system error) and XX (internal error, such
+//     as "tuple concurrently updated") are Retryable, and so are 23505
 //     unique_violation (a concurrent GRANT or CREATE ROLE inserted the same
-//     catalog row); everything else, among
-//     them 42501 insufficient_privilege, 42704 undefined_object and 28xxx
-//     authentication failures, is Permanent (a retry meets the same answer);
+//     catalog row) and 25006 read_only_sql_transaction (the DSN reached a
+//     standby, typically during a failover, or a primary in read-only
+//     mode); everything else, among them 42501 insufficient_privilege and
+//     42704 undefined_object, is Permanent (a retry meets the same answer);
 //   - anything else (refused, reset, timed out, TLS) is Retryable, except a
 //     certificate that does not verify, which is Permanent.
+//
+// 28xxx (a rejected password, no pg_hba.conf entry, an unknown role) is
+// Retryable on purpose: with ldap, pam, radius or gss authentication it is
+// also what an outage of the directory behind the server looks like, and a
+// password being rotated by a DBA fails until the DSN catches up. A
+// configuration that is simply wrong therefore costs max_attempts retries
+// before the job is dead-lettered, rather than dead-lettering every leaver
+// during a directory outage.
 //
 // The message is redacted of the DSN and its password.
 func (c *Conn) fail(ctx context.Context, op string, err error) error {
@@ -65,14 +76,22 @@ func (c *Conn) fail(ctx context.Context, op string, err error) error {
 
 // classOfCode maps a SQLSTATE to the dispatcher's decision.
 func classOfCode(code string) connectors.Class {
-	if len(code) < 2 || code == codeUniqueViolation {
+	switch code {
+	case codeUniqueViolation:
 		// 23505 comes from two statements inserting the same catalog row
 		// at once (CREATE ROLE, GRANT) more often than inTx retries: a
 		// later attempt finds the row there.
 		return connectors.Retryable
+	case codeReadOnly:
+		// After a failover the DSN's host (or its DNS name) points at
+		// the new primary within minutes.
+		return connectors.Retryable
+	}
+	if len(code) < 2 {
+		return connectors.Retryable
 	}
 	switch code[:2] {
-	case "08", "40", "53", "55", "57", "58", "XX":
+	case "08", "28", "40", "53", "55", "57", "58", "XX":
 		return connectors.Retryable
 	}
 	return connectors.Permanent

@@ -139,7 +139,10 @@ func TestClassOfCode(t *testing.T) {
 		"XX000": connectors.Retryable, // internal_error (tuple concurrently updated)
 		"42501": connectors.Permanent, // insufficient_privilege
 		"42704": connectors.Permanent, // undefined_object
-		"28P01": connectors.Permanent, // invalid_password
+		"28P01": connectors.Retryable, // invalid_password (an LDAP/PAM outage looks the same)
+		"28000": connectors.Retryable, // invalid_authorization_specification
+		"25006": connectors.Retryable, // read_only_sql_transaction (a standby)
+		"25001": connectors.Permanent, // active_sql_transaction
 		"3D000": connectors.Permanent, // invalid_catalog_name
 		"0LP01": connectors.Permanent, // invalid_grant_operation
 		"22021": connectors.Permanent, // character_not_in_repertoire

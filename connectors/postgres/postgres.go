@@ -24,14 +24,21 @@
 //
 // An entitlement is the name of a group role, exactly as stored (case
 // matters), granted with GRANT "group" TO "role". The group must exist.
-// Grant refuses (Permanent), whatever allowed_groups says, a group that is
-// a superuser or from which a superuser is reachable through role
-// membership (SET ROLE would climb to it), and a group that is another
-// jmlgate account. A group named pg_* (the predefined roles such as
-// pg_write_all_data) is refused unless allowed_groups lists it; and when
-// allowed_groups is set, every group outside it is refused. Revoke takes
-// any group away, listed or not, so a revocation is never blocked by a
-// configuration change.
+// A member of a group can use (or SET ROLE to) the group and every role the
+// group is a member of, recursively. Grant therefore refuses (Permanent),
+// whatever allowed_groups says, a group from which, the group itself
+// included, any of these is reachable through memberships (whatever their
+// INHERIT and SET options): a superuser; a role with CREATEROLE,
+// BYPASSRLS or REPLICATION; a role that can log in (a person's role,
+// another jmlgate account, a service account, the connector's own role);
+// the connector's own role (current_user). A predefined role (pg_*, such
+// as pg_write_all_data or pg_execute_server_program) is refused, as the
+// group or reachable from it, unless allowed_groups lists that very role:
+// granting pg_monitor needs pg_monitor, pg_read_all_settings,
+// pg_read_all_stats and pg_stat_scan_tables listed. And when allowed_groups
+// is set, every group outside it is refused. Revoke takes any group away,
+// listed or not, so a revocation is never blocked by a configuration
+// change.
 //
 // # Safety of the SQL
 //
@@ -66,9 +73,58 @@ type Conn struct {
 	redact  *redactor
 	// pageSize is how many roles ListAccounts reads per query.
 	pageSize int
+	// lockTimeout and statementTimeout are the settings (milliseconds)
+	// every transaction starts with.
+	lockTimeout, statementTimeout string
+	// hosts, database and user describe the target for String and logs;
+	// none of them is secret.
+	hosts          []string
+	database, user string
+}
+
+// String describes the connector by what is not secret: its name, role
+// prefix, hosts, database and user; never the DSN or a password.
+func (c *Conn) String() string {
+	if c == nil {
+		return "postgres connector <nil>"
+	}
+	return fmt.Sprintf("postgres connector %q (role_prefix %q, hosts %s, database %q, user %q)",
+		c.name, c.prefix, strings.Join(c.hosts, ","), c.database, c.user)
+}
+
+// GoString is String, for %#v.
+func (c *Conn) GoString() string { return c.String() }
+
+// Format prints String whatever the verb and flags, so %v, %+v and %#v
+// never walk the struct (its pool holds the parsed DSN).
+func (c *Conn) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", c.String())
+		return
+	}
+	fmt.Fprint(f, c.String())
+}
+
+// LogValue shows the connector in slog as a group of its non-secret
+// attributes.
+func (c *Conn) LogValue() slog.Value {
+	if c == nil {
+		return slog.StringValue("<nil>")
+	}
+	return slog.GroupValue(
+		slog.String("type", "postgres"),
+		slog.String("name", c.name),
+		slog.String("role_prefix", c.prefix),
+		slog.Any("hosts", c.hosts),
+		slog.String("database", c.database),
+		slog.String("user", c.user),
+	)
 }
 
 var (
+	_ fmt.Stringer              = (*Conn)(nil)
+	_ fmt.Formatter             = (*Conn)(nil)
+	_ slog.LogValuer            = (*Conn)(nil)
 	_ connectors.Connector      = (*Conn)(nil)
 	_ connectors.SessionRevoker = (*Conn)(nil)
 	_ connectors.SecretRotator  = (*Conn)(nil)
@@ -106,13 +162,23 @@ func lookup(ctx context.Context, tx pgx.Tx, name string) (r role, found bool, er
 const maxAttempts = 3
 
 // inTx runs fn in one transaction: its statements, DDL included, commit
-// together or not at all. A transaction that lost a race with a concurrent
-// one touching the same catalog row (see raced) runs again, up to three
-// times in all: every fn reads the state afresh, so the second run finds
-// what the winner did.
+// together or not at all. The transaction first sets lock_timeout and
+// statement_timeout for itself (SET LOCAL semantics, so a pooling proxy
+// between us and the server does not lose them), so that no statement
+// waits on a lock or runs for ever. A transaction that lost a race with a
+// concurrent one touching the same catalog row (see raced) runs again, up
+// to three times in all: every fn reads the state afresh, so the second run
+// finds what the winner did.
 func (c *Conn) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
+	withTimeouts := func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1, true),
+				pg_catalog.set_config('statement_timeout', $2, true)`, c.lockTimeout, c.statementTimeout); err != nil {
+			return err
+		}
+		return fn(tx)
+	}
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, c.pool, fn)
+		err := pgx.BeginFunc(ctx, c.pool, withTimeouts)
 		if err == nil {
 			return nil
 		}
@@ -317,9 +383,9 @@ func (c *Conn) DisableAccount(ctx context.Context, ref string) error {
 //
 // Errors: NotFound when the role does not exist (a stale ref); Conflict for
 // a role without the jmlgate mark; Permanent when the group does not exist,
-// is not allowed (see the package documentation), is or leads to a
-// superuser, or is another jmlgate account, and when the connector's role
-// may not grant it (42501); otherwise as fail classifies.
+// is not allowed or leads to a privilege it must not hand out (see the
+// package documentation; the message names every reason), and when the
+// connector's role may not grant it (42501); otherwise as fail classifies.
 func (c *Conn) Grant(ctx context.Context, ref, entitlement string) error {
 	if err := c.checkRef(ref); err != nil {
 		return err
@@ -341,27 +407,12 @@ func (c *Conn) Grant(ctx context.Context, ref, entitlement string) error {
 		if !found {
 			return connectors.Errorf(connectors.NotFound, "postgres Grant: role %q does not exist", ref)
 		}
-		var exists, super, account bool
-		err = tx.QueryRow(ctx, `WITH RECURSIVE g AS (
-				SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1
-			), up(oid) AS (
-				SELECT oid FROM g
-				UNION
-				SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN up ON m.member = up.oid
-			)
-			SELECT EXISTS (SELECT FROM g),
-				coalesce((SELECT bool_or(r.rolsuper) FROM up JOIN pg_catalog.pg_roles r ON r.oid = up.oid), false),
-				coalesce((SELECT starts_with(pg_catalog.shobj_description(g.oid, 'pg_authid'), $2) FROM g), false)`,
-			entitlement, commentMarker).Scan(&exists, &super, &account)
-		switch {
-		case err != nil:
+		reached, err := reachable(ctx, tx, entitlement)
+		if err != nil {
 			return err
-		case !exists:
-			return refuse("Grant: group role %q does not exist (the DBA creates group roles)", entitlement)
-		case super:
-			return refuse("Grant: group role %q is a superuser or a member of one; jmlgate never grants it", entitlement)
-		case account:
-			return refuse("Grant: %q is a jmlgate account, not a group role", entitlement)
+		}
+		if err := c.grantable(entitlement, reached); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, "GRANT "+ident(entitlement)+" TO "+ident(ref)); err != nil {
 			return err
@@ -412,6 +463,83 @@ func (c *Conn) Revoke(ctx context.Context, ref, entitlement string) error {
 	return err
 }
 
+// reachedRole is a role whose privileges a member of a group can use (or
+// SET ROLE to): the group itself or one it is a member of, recursively.
+type reachedRole struct {
+	name                                      string
+	root                                      bool // the group itself
+	super, createRole, bypassRLS, replication bool
+	login, self, account                      bool
+}
+
+// reachable returns group and every role reachable from it through
+// memberships, whatever their INHERIT and SET options (a conservative
+// reading: an option can be changed later without jmlgate noticing). It is
+// empty when group does not exist.
+func reachable(ctx context.Context, tx pgx.Tx, group string) ([]reachedRole, error) {
+	rows, err := tx.Query(ctx, `WITH RECURSIVE up(oid) AS (
+			SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1
+			UNION
+			SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN up ON m.member = up.oid
+		)
+		SELECT r.rolname::text, r.rolname = $1, r.rolsuper, r.rolcreaterole, r.rolbypassrls, r.rolreplication,
+			r.rolcanlogin, r.rolname = current_user,
+			coalesce(starts_with(pg_catalog.shobj_description(r.oid, 'pg_authid'), $2), false)
+		FROM up JOIN pg_catalog.pg_roles r ON r.oid = up.oid
+		ORDER BY r.rolname = $1 DESC, r.rolname`, group, commentMarker)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (reachedRole, error) {
+		var r reachedRole
+		err := row.Scan(&r.name, &r.root, &r.super, &r.createRole, &r.bypassRLS, &r.replication, &r.login, &r.self, &r.account)
+		return r, err
+	})
+}
+
+// grantable decides, from what reachable found, whether Grant may make an
+// account a member of group: a Permanent error naming every reason when
+// not.
+func (c *Conn) grantable(group string, reached []reachedRole) error {
+	if len(reached) == 0 {
+		return refuse("Grant: group role %q does not exist (the DBA creates group roles)", group)
+	}
+	if reached[0].account {
+		return refuse("Grant: %q is a jmlgate account, not a group role", group)
+	}
+	var why []string
+	for _, r := range reached {
+		who := fmt.Sprintf("it leads to %q, which", r.name)
+		if r.root {
+			who = "it"
+		}
+		var is []string
+		for _, f := range []struct {
+			on   bool
+			what string
+		}{
+			{r.self, "is the connector's own role"},
+			{r.super, "is a superuser"},
+			{r.createRole, "has CREATEROLE"},
+			{r.bypassRLS, "has BYPASSRLS"},
+			{r.replication, "has REPLICATION"},
+			{r.login, "can log in (a person's or a service's role)"},
+			{strings.HasPrefix(r.name, "pg_") && !c.allowed[r.name], "is a PostgreSQL predefined role that allowed_groups does not list"},
+		} {
+			if f.on {
+				is = append(is, f.what)
+			}
+		}
+		if len(is) > 0 {
+			why = append(why, who+" "+strings.Join(is, " and "))
+		}
+	}
+	if len(why) > 0 {
+		return refuse("Grant: group role %q is refused: %s", group, strings.Join(why, "; "))
+	}
+	return nil
+}
+
 // isMember reports whether role is a direct member of group.
 func isMember(ctx context.Context, tx pgx.Tx, role, group string) (bool, error) {
 	var member bool
@@ -435,7 +563,8 @@ const terminateWait = 5000
 // Errors: Permanent for a ref outside role_prefix, and when the connector's
 // role may not signal the backends (it needs pg_signal_backend); Conflict
 // for a role without the jmlgate mark; Retryable when a backend did not
-// exit within 5 s; otherwise as fail classifies.
+// exit within 5 s, or when statement_timeout ended the wait (57014);
+// otherwise as fail classifies.
 func (c *Conn) RevokeSessions(ctx context.Context, ref string) error {
 	if err := c.checkRef(ref); err != nil {
 		return err
@@ -517,30 +646,34 @@ func (c *Conn) ListAccounts(ctx context.Context) ([]connectors.AccountState, err
 	var out []connectors.AccountState
 	after := ""
 	for {
-		rows, err := c.pool.Query(ctx, `SELECT r.rolname::text, r.rolcanlogin, d.description,
-				coalesce((SELECT array_agg(g.rolname::text) FROM pg_catalog.pg_auth_members m
-					JOIN pg_catalog.pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '{}')
-			FROM pg_catalog.pg_roles r JOIN `+sharedDescription+`
-			WHERE starts_with(r.rolname, $1) AND starts_with(d.description, $2) AND r.rolname > $3::name
-			ORDER BY r.rolname
-			LIMIT $4`, c.prefix, commentMarker, after, c.pageSize)
-		if err != nil {
-			return nil, c.fail(ctx, "ListAccounts", err)
-		}
-		page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (connectors.AccountState, error) {
-			var (
-				st      connectors.AccountState
-				comment string
-			)
-			if err := row.Scan(&st.Ref, &st.Enabled, &comment, &st.Entitlements); err != nil {
-				return st, err
+		var page []connectors.AccountState
+		err := c.inTx(ctx, "ListAccounts", func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT r.rolname::text, r.rolcanlogin, d.description,
+					coalesce((SELECT array_agg(g.rolname::text) FROM pg_catalog.pg_auth_members m
+						JOIN pg_catalog.pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '{}')
+				FROM pg_catalog.pg_roles r JOIN `+sharedDescription+`
+				WHERE starts_with(r.rolname, $1) AND starts_with(d.description, $2) AND r.rolname > $3::name
+				ORDER BY r.rolname
+				LIMIT $4`, c.prefix, commentMarker, after, c.pageSize)
+			if err != nil {
+				return err
 			}
-			st.IdentityID, st.UserName, _ = parseComment(comment)
-			slices.Sort(st.Entitlements)
-			return st, nil
+			page, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (connectors.AccountState, error) {
+				var (
+					st      connectors.AccountState
+					comment string
+				)
+				if err := row.Scan(&st.Ref, &st.Enabled, &comment, &st.Entitlements); err != nil {
+					return st, err
+				}
+				st.IdentityID, st.UserName, _ = parseComment(comment)
+				slices.Sort(st.Entitlements)
+				return st, nil
+			})
+			return err
 		})
 		if err != nil {
-			return nil, c.fail(ctx, "ListAccounts", err)
+			return nil, err
 		}
 		out = append(out, page...)
 		if len(page) < c.pageSize {
