@@ -167,3 +167,87 @@ func Transport(op string, err error) error {
 	}
 	return &Error{Class: Retryable, Err: fmt.Errorf("%s: %w", op, err)}
 }
+
+// minSecret is the shortest secret Redact replaces: shorter strings would
+// blank out ordinary words and prove nothing.
+const minSecret = 4
+
+// Redact returns msg with every occurrence of each secret (non-empty and at
+// least 4 bytes long; shorter ones are ignored) replaced by "[redacted]".
+// Occurrences that overlap or touch are replaced by one "[redacted]", and
+// the replacement text is never searched again, so the result does not
+// depend on the order of secrets. Connectors run every error message that
+// may quote a target's answer through it, with each credential they hold:
+// a target that echoes a token must not put it into a delivery's
+// last_error, the audit record of a dead letter, or a log.
+func Redact(msg string, secrets ...string) string {
+	var hide []bool // hide[i]: byte i of msg belongs to a secret
+	for _, s := range secrets {
+		if len(s) < minSecret {
+			continue
+		}
+		for from := 0; ; {
+			i := strings.Index(msg[from:], s)
+			if i < 0 {
+				break
+			}
+			if hide == nil {
+				hide = make([]bool, len(msg))
+			}
+			for j := from + i; j < from+i+len(s); j++ {
+				hide[j] = true
+			}
+			from += i + 1
+		}
+	}
+	if hide == nil {
+		return msg
+	}
+	var b strings.Builder
+	b.Grow(len(msg))
+	for i := 0; i < len(msg); i++ {
+		if !hide[i] {
+			b.WriteByte(msg[i])
+			continue
+		}
+		b.WriteString(redacted)
+		for i+1 < len(msg) && hide[i+1] {
+			i++
+		}
+	}
+	return b.String()
+}
+
+// RedactError returns err unchanged when its message holds none of the
+// secrets, and otherwise a new *Error with the redacted message and the
+// same Class and RetryAfter (see ClassOf). The original error is not kept
+// in the chain (something walking it could print the secret); only
+// context.Canceled and context.DeadlineExceeded are, so that errors.Is
+// still finds them.
+func RedactError(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	red := Redact(msg, secrets...)
+	if red == msg {
+		return err
+	}
+	class, after := ClassOf(err)
+	re := &redactedError{msg: red}
+	for _, sentinel := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, sentinel) {
+			re.causes = append(re.causes, sentinel)
+		}
+	}
+	return &Error{Class: class, RetryAfter: after, Err: re}
+}
+
+// redactedError is an error message with secrets taken out.
+type redactedError struct {
+	msg    string
+	causes []error // context sentinels only
+}
+
+func (e *redactedError) Error() string   { return e.msg }
+func (e *redactedError) Unwrap() []error { return e.causes }

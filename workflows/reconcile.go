@@ -446,7 +446,10 @@ func sameAccount(a, b *store.Account) bool {
 }
 
 // unknown reports, and with Drift "revoke" removes, the access of an
-// account nobody in jmlgate knows, then audits its findings.
+// account nobody in jmlgate knows, then audits its findings. An account
+// that carries an identity id jmlgate does not know (another provisioner
+// set the target's externalId, say) is only ever reported: it is not
+// jmlgate's to touch.
 func (rc *reconciler) unknown(ctx context.Context, s connectors.AccountState) ([]Finding, error) {
 	var fs []Finding
 	if s.Enabled {
@@ -458,7 +461,7 @@ func (rc *reconciler) unknown(ctx context.Context, s connectors.AccountState) ([
 	if len(fs) == 0 {
 		return nil, nil
 	}
-	if rc.revoke() {
+	if rc.revoke() && s.IdentityID == "" {
 		// Disable first, the fastest way to cut access, as Plan does.
 		for i := range fs {
 			f := &fs[i]

@@ -192,7 +192,7 @@ func (e *reconEnv) fixture() {
 	e.record("frank", "f1", true, "eng")
 	e.put("f1", "frank", "frank", true, "eng")
 
-	e.put("x1", "ghost", "mallory", true, "admin", "eng")
+	e.put("x1", "", "mallory", true, "admin", "eng")
 	e.put("x2", "", "old", false)
 }
 
@@ -623,5 +623,28 @@ func TestReconcileDuplicateAccount(t *testing.T) {
 	}
 	if got := e.auditActions(store.TypeIdentity, "alice"); len(got) != 2 {
 		t.Errorf("audit = %q", got)
+	}
+}
+
+// An account carrying an identity id jmlgate does not know belongs to
+// another provisioner: even with drift "revoke" it is only reported.
+func TestReconcileLeavesForeignAccountsAlone(t *testing.T) {
+	t.Parallel()
+	e := newReconEnv(t, "revoke")
+	e.put("o1", "okta-00u1abc", "olga", true, "admin")
+	rep, err := e.d.Reconcile(context.Background(), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Findings {
+		if f.Action != actionReported {
+			t.Errorf("foreign account finding %+v: want reported only", f)
+		}
+	}
+	if len(rep.Findings) == 0 {
+		t.Fatal("a foreign account's access went unreported")
+	}
+	if calls := e.conn.Calls(); len(calls) != 0 {
+		t.Fatalf("direct calls on a foreign account: %q", calls)
 	}
 }

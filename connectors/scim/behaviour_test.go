@@ -24,6 +24,9 @@ func countRequests(s *saas, prefix string) int {
 }
 
 // How EnsureAccount finds an existing account, and when it refuses to.
+// An account with the userName but no externalId was not made by jmlgate:
+// it is taken over only with adopt_existing, which then marks it as
+// jmlgate's by setting its externalId.
 func TestEnsureLookup(t *testing.T) {
 	t.Parallel()
 	const id = "11111111-2222-4333-8444-000000000001"
@@ -33,13 +36,47 @@ func TestEnsureLookup(t *testing.T) {
 		// must return ("" when it must create one).
 		setup    func(s *saas) string
 		userName string
+		adopt    bool             // adopt_existing
 		class    connectors.Class // for wantErr
 		wantErr  bool
+		// errText must appear in the error.
+		errText string
 	}{
+		{
+			name:     "UserNameMatchWithoutExternalIDConflicts",
+			setup:    func(s *saas) string { s.createUser("Pat@Example.com", "", true); return "" },
+			userName: "pat@example.com",
+			wantErr:  true, class: connectors.Conflict,
+			errText: "was not created by jmlgate; set adopt_existing to take it over",
+		},
 		{
 			name:     "AdoptsUserNameMatchWithoutExternalID",
 			setup:    func(s *saas) string { return s.createUser("Pat@Example.com", "", true) },
 			userName: "pat@example.com", // userName matches case-insensitively
+			adopt:    true,
+		},
+		{
+			name:     "AdoptsAndReenablesInactiveAccount",
+			setup:    func(s *saas) string { return s.createUser("pat@example.com", "", false) },
+			userName: "pat@example.com",
+			adopt:    true,
+		},
+		{
+			name: "PrefersOwnAccountOverAdoptingAnother",
+			setup: func(s *saas) string {
+				s.createUser("pat@example.com", "", true)
+				return s.createUser("pat.old@example.com", id, true)
+			},
+			userName: "pat@example.com",
+			adopt:    true,
+		},
+		{
+			name:     "AdoptionNeverTakesAnotherIdentitysAccount",
+			setup:    func(s *saas) string { s.createUser("pat@example.com", "someone-else", true); return "" },
+			userName: "pat@example.com",
+			adopt:    true,
+			wantErr:  true, class: connectors.Conflict,
+			errText: "another identity",
 		},
 		{
 			name:     "FindsRenamedAccountByExternalID",
@@ -64,6 +101,7 @@ func TestEnsureLookup(t *testing.T) {
 			setup:    func(s *saas) string { s.createUser("pat@example.com", "someone-else", true); return "" },
 			userName: "pat@example.com",
 			wantErr:  true, class: connectors.Conflict,
+			errText: "another identity",
 		},
 		{
 			name:     "CreatesWhenNothingMatches",
@@ -76,14 +114,21 @@ func TestEnsureLookup(t *testing.T) {
 			t.Parallel()
 			s := newSaaS(t)
 			want := tc.setup(s)
-			conn := open(t, s.config())
+			cfg := s.config()
+			cfg.AdoptExisting = tc.adopt
+			conn := open(t, cfg)
 			a := testAccount(1, tc.userName)
 			a.IdentityID = id
 			ref, err := conn.EnsureAccount(testCtx(t), a)
 			if tc.wantErr {
 				wantClass(t, err, tc.class, 0)
-				if n := countRequests(s, "POST "); n != 0 {
-					t.Errorf("%d POSTs after a conflict, want none", n)
+				if !strings.Contains(err.Error(), tc.errText) {
+					t.Errorf("error %q does not say %q", err, tc.errText)
+				}
+				for _, m := range []string{"POST ", "PATCH ", "PUT "} {
+					if n := countRequests(s, m); n != 0 {
+						t.Errorf("%d %s requests after a conflict, want none", n, m)
+					}
 				}
 				return
 			}
@@ -97,14 +142,35 @@ func TestEnsureLookup(t *testing.T) {
 			if (want == "") != (creates == 1) || creates > 1 {
 				t.Errorf("%d POST /Users, want %d", creates, map[bool]int{true: 1, false: 0}[want == ""])
 			}
+			if n := countRequests(s, "PATCH "); n > 1 {
+				t.Errorf("%d PATCHes, want at most one (adoption and re-enabling together)", n)
+			}
 			st, ok := s.inspect(t, ref)
 			if !ok || !st.Enabled {
 				t.Fatalf("account %s after EnsureAccount: %+v found=%v, want enabled", ref, st, ok)
 			}
-			if want == "" && (st.IdentityID != id || st.UserName != tc.userName) {
-				t.Errorf("created %+v, want userName %q externalId %q", st, tc.userName, id)
+			// Every account EnsureAccount returns is marked as jmlgate's,
+			// adopted ones included, so ListAccounts reports it.
+			if st.IdentityID != id {
+				t.Errorf("externalId of %s = %q, want %q", ref, st.IdentityID, id)
+			}
+			if want == "" && st.UserName != tc.userName {
+				t.Errorf("created %+v, want userName %q", st, tc.userName)
 			}
 		})
+	}
+}
+
+// An account without an identity id could not be marked as jmlgate's.
+func TestEnsureNeedsIdentityID(t *testing.T) {
+	t.Parallel()
+	s := newSaaS(t)
+	a := testAccount(1, "pat@example.com")
+	a.IdentityID = ""
+	_, err := open(t, s.config()).EnsureAccount(testCtx(t), a)
+	wantClass(t, err, connectors.Permanent, 0)
+	if n := len(s.requests()); n != 0 {
+		t.Errorf("%d requests sent for an account without identity id", n)
 	}
 }
 
@@ -178,9 +244,10 @@ func TestFilterEscapingRoundTrip(t *testing.T) {
 			s := newSaaS(t)
 			cfg := s.config()
 			cfg.CreateGroups = true
+			cfg.AdoptExisting = true
 			conn := open(t, cfg)
 			// The account exists without an externalId, so only the
-			// userName filter can find it.
+			// userName filter can find it (and adopt it).
 			ref := s.createUser(name, "", true)
 			got, err := conn.EnsureAccount(testCtx(t), testAccount(1, name))
 			if err != nil || got != ref {
@@ -437,9 +504,14 @@ func TestListAccountsPaging(t *testing.T) {
 		}
 		want = append(want, st)
 	}
-	// One user the connector did not create and no group holds.
+	// A user jmlgate did not create (no externalId), even one in a group
+	// jmlgate grants, is not jmlgate's to list: reconciliation would
+	// disable it.
 	foreign := s.createUser("foreign@example.com", "", true)
-	want = append(want, connectors.AccountState{Ref: foreign, UserName: "foreign@example.com", Enabled: true})
+	if code, body := s.direct(http.MethodPatch, "/Groups/"+s.groupsNamed(t, "G0")[0],
+		patch(patchOperation{Op: "add", Path: "members", Value: []member{{Value: foreign}}})); code != http.StatusOK {
+		t.Fatalf("add foreign member: %d %v", code, body)
+	}
 	slices.SortFunc(want, func(a, b connectors.AccountState) int { return strings.Compare(a.UserName, b.UserName) })
 
 	got, err := conn.ListAccounts(testCtx(t))

@@ -39,6 +39,7 @@ const (
 //	timeout: 10s                                # per HTTP request
 //	page_size: 100                              # count of each page ListAccounts asks for
 //	create_groups: false                        # Grant creates a missing group instead of failing
+//	adopt_existing: false                       # take over an account jmlgate did not create (see AdoptExisting)
 //
 // Exactly one of token and oauth2 is required. Secret fields are of type
 // Secret, which never prints, logs or marshals its value.
@@ -50,6 +51,15 @@ type Config struct {
 	Timeout      Duration `yaml:"timeout"`
 	PageSize     int      `yaml:"page_size"`
 	CreateGroups bool     `yaml:"create_groups"`
+	// AdoptExisting lets EnsureAccount take over an account that has the
+	// person's userName but no externalId, that is one jmlgate did not
+	// create: it is adopted and its externalId set to the identity's id.
+	// Off by default, because whoever created that account may have set
+	// its password or enrolled a factor on it before the person arrived
+	// (account pre-takeover); EnsureAccount then fails with a Conflict
+	// naming this key. Turn it on when migrating a target jmlgate did not
+	// provision so far, after checking who created its accounts.
+	AdoptExisting bool `yaml:"adopt_existing"`
 }
 
 // OAuth2 configures the client-credentials grant. Tokens are sent with
@@ -102,6 +112,8 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 		bad("token: exactly one of token and oauth2 is required, both are set")
 	case c.Token != "" && strings.ContainsAny(string(c.Token), " \t\r\n"):
 		bad("token: must not contain white space")
+	case c.Token != "" && !validToken(string(c.Token)):
+		bad("token: must be an RFC 6750 bearer token: letters, digits and -._~+/, then optional =")
 	}
 	if o := c.OAuth2; o != nil {
 		if _, err := checkURL(o.TokenURL); err != nil {
@@ -158,13 +170,14 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 		pageSize:     c.PageSize,
 		createGroups: c.CreateGroups,
 		now:          time.Now,
-		groups:       map[string]string{},
+		adopt:        c.AdoptExisting,
+		groups:       map[string]cachedGroup{},
 		createMu:     make(chan struct{}, 1),
 	}
 	if c.OAuth2 != nil {
 		conn.auth = newTokenSource(conn, *c.OAuth2)
 	} else {
-		conn.auth = staticToken(c.Token)
+		conn.auth = &staticToken{tok: c.Token}
 	}
 	return conn, nil
 }

@@ -35,7 +35,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(c.Timeout) != 10*time.Second || c.PageSize != 100 || c.CreateGroups || c.TLS.InsecureSkipVerify {
+	if time.Duration(c.Timeout) != 10*time.Second || c.PageSize != 100 || c.CreateGroups || c.AdoptExisting || c.TLS.InsecureSkipVerify {
 		t.Fatalf("defaults: %+v", c)
 	}
 	conn, err := c.Open("x", nil)
@@ -57,11 +57,12 @@ tls:
 timeout: 1m30s
 page_size: 500
 create_groups: true
+adopt_existing: true
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(full.Timeout) != 90*time.Second || full.PageSize != 500 || !full.CreateGroups ||
+	if time.Duration(full.Timeout) != 90*time.Second || full.PageSize != 500 || !full.CreateGroups || !full.AdoptExisting ||
 		full.OAuth2 == nil || string(full.OAuth2.ClientSecret) != "s" || !slices.Equal(full.OAuth2.Scopes, []string{"a", "b"}) {
 		t.Fatalf("decoded %+v %+v", full, full.OAuth2)
 	}
@@ -101,6 +102,12 @@ func TestConfigValidation(t *testing.T) {
 		{name: "Credentials", yaml: "base_url: https://u:p@h/v2\ntoken: t", want: []string{"base_url: must not hold credentials"}},
 		{name: "Query", yaml: "base_url: https://h/v2?x=1\ntoken: t", want: []string{"base_url: must not have a query"}},
 		{name: "TokenWithSpace", yaml: "base_url: https://h\ntoken: 'Bearer abc'", want: []string{"token: must not contain white space"}},
+		{name: "TokenB64Chars", yaml: "base_url: https://h\ntoken: 'aZ09-._~+/=='"},
+		{name: "TokenWithComma", yaml: "base_url: https://h\ntoken: 'abc,def'", want: []string{"token: must be an RFC 6750 bearer token"}},
+		{name: "TokenWithQuote", yaml: "base_url: https://h\ntoken: 'abc\"def'", want: []string{"token: must be an RFC 6750 bearer token"}},
+		{name: "TokenPaddingInside", yaml: "base_url: https://h\ntoken: 'abc=def'", want: []string{"token: must be an RFC 6750 bearer token"}},
+		{name: "TokenOnlyPadding", yaml: "base_url: https://h\ntoken: '=='", want: []string{"token: must be an RFC 6750 bearer token"}},
+		{name: "TokenNonASCII", yaml: "base_url: https://h\ntoken: 'tökén'", want: []string{"token: must be an RFC 6750 bearer token"}},
 		{name: "OAuth2Incomplete", yaml: "base_url: https://h\noauth2: {token_url: 'http://idp.example.com/t', scopes: ['', 'ok']}",
 			want: []string{"oauth2.token_url: must be an https URL", "oauth2.client_id: required", "oauth2.client_secret: required", "oauth2.scopes[0]:"}},
 		{name: "OAuth2NoTokenURL", yaml: "base_url: https://h\noauth2: {client_id: c, client_secret: s}", want: []string{"oauth2.token_url: required"}},

@@ -2,13 +2,17 @@ package scim
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmlgate/jmlgate/connectors"
@@ -22,13 +26,55 @@ type authenticator interface {
 	// reports whether sending the request again may help (a new token
 	// can be fetched).
 	invalidate(ctx context.Context, tok string) bool
+	// secrets returns every credential the authenticator holds or has
+	// recently sent, in the forms a target could echo, for
+	// connectors.Redact.
+	secrets() []string
 }
 
-// staticToken is a configured bearer token.
-type staticToken Secret
+// staticToken is a configured bearer token. It is held by pointer and
+// formats as "[redacted]": fmt does not call the methods of a value it
+// reaches through an unexported field, so a Secret field alone would not
+// keep the token out of a printed Conn; a pointer below the top level is
+// printed as an address.
+type staticToken struct{ tok Secret }
 
-func (s staticToken) token(context.Context) (string, error) { return string(s), nil }
-func (staticToken) invalidate(context.Context, string) bool { return false }
+func (s *staticToken) token(context.Context) (string, error) { return string(s.tok), nil }
+func (*staticToken) invalidate(context.Context, string) bool { return false }
+func (s *staticToken) secrets() []string                     { return tokenForms(string(s.tok)) }
+
+// String, GoString, Format and LogValue show "[redacted]".
+func (*staticToken) String() string               { return "[redacted]" }
+func (s *staticToken) GoString() string           { return s.String() }
+func (s *staticToken) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+func (s *staticToken) LogValue() slog.Value       { return slog.StringValue(s.String()) }
+
+// tokenForms returns a bearer token as sent and as a JSON encoder that
+// escapes "/" would echo it.
+func tokenForms(tok string) []string {
+	if tok == "" {
+		return nil
+	}
+	return []string{tok, strings.ReplaceAll(tok, "/", `\/`)}
+}
+
+// validToken reports whether tok has the syntax of RFC 6750 section 2.1:
+// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+// Anything else (white space, a quote, a comma, a control character) could
+// not be sent in an Authorization header as one credential.
+func validToken(tok string) bool {
+	body := strings.TrimRight(tok, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 const (
 	// expiryMargin is how long before its expiry a token is replaced.
@@ -50,12 +96,53 @@ type tokenSource struct {
 	// that concurrent requests share one fetch and a waiter can still be
 	// cancelled.
 	sem     chan struct{}
-	current string
+	current Secret
 	expires time.Time
+
+	// mu guards recent, the last tokens fetched (current included), which
+	// secrets reports without waiting for sem.
+	mu     sync.Mutex
+	recent []Secret
 }
+
+// keepRecent is how many fetched tokens secrets reports: the current one
+// and the one it replaced, which a request still in flight may have sent.
+const keepRecent = 2
+
+// String, GoString, Format and LogValue name the token endpoint and the
+// client id only.
+func (s *tokenSource) String() string {
+	return "oauth2 client credentials " + s.conf.ClientID + " at " + s.conf.TokenURL
+}
+func (s *tokenSource) GoString() string           { return s.String() }
+func (s *tokenSource) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+func (s *tokenSource) LogValue() slog.Value       { return slog.StringValue(s.String()) }
 
 func newTokenSource(c *Conn, conf OAuth2) *tokenSource {
 	return &tokenSource{c: c, conf: conf, sem: make(chan struct{}, 1)}
+}
+
+// secrets returns the client secret (as configured, form-encoded as it is
+// sent, and inside the Basic credentials) and the recent access tokens.
+func (s *tokenSource) secrets() []string {
+	secret := string(s.conf.ClientSecret)
+	basic := url.QueryEscape(s.conf.ClientID) + ":" + url.QueryEscape(secret)
+	out := []string{secret, url.QueryEscape(secret), base64.StdEncoding.EncodeToString([]byte(basic))}
+	s.mu.Lock()
+	for _, t := range s.recent {
+		out = append(out, tokenForms(string(t))...)
+	}
+	s.mu.Unlock()
+	return out
+}
+
+func (s *tokenSource) remember(tok Secret) {
+	s.mu.Lock()
+	s.recent = append(s.recent, tok)
+	if len(s.recent) > keepRecent {
+		s.recent = s.recent[len(s.recent)-keepRecent:]
+	}
+	s.mu.Unlock()
 }
 
 func (s *tokenSource) lock(ctx context.Context) error {
@@ -78,13 +165,14 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 	}
 	defer s.unlock()
 	if s.current != "" && s.c.now().Before(s.expires) {
-		return s.current, nil
+		return string(s.current), nil
 	}
 	tok, life, err := s.fetch(ctx)
 	if err != nil {
 		return "", err
 	}
-	s.current = tok
+	s.current = Secret(tok)
+	s.remember(s.current)
 	// A token that lives less than twice the margin is kept for half its
 	// life instead.
 	keep := life - expiryMargin
@@ -100,7 +188,7 @@ func (s *tokenSource) invalidate(ctx context.Context, tok string) bool {
 		return false
 	}
 	defer s.unlock()
-	if s.current == tok {
+	if string(s.current) == tok {
 		s.current = ""
 	}
 	return true
@@ -113,9 +201,12 @@ type tokenResponse struct {
 	ExpiresIn   json.RawMessage `json:"expires_in"`
 }
 
-// fetch asks the token endpoint for a new token. Its errors never hold the
-// client secret: the request body is not quoted, and only the endpoint's
-// answer (first 512 bytes) and the transport error are.
+// fetch asks the token endpoint for a new token. Any 2xx is an answer to
+// read (some endpoints send 201); its body, which holds the token, is
+// never quoted in an error. A non-2xx answer is classified by
+// connectors.HTTPError with its body (first 512 bytes) quoted after the
+// client secret, in every form it is sent, was taken out. The request
+// body is never quoted.
 func (s *tokenSource) fetch(ctx context.Context) (string, time.Duration, error) {
 	const op = "oauth2 token: POST token_url"
 	ctx, cancel := context.WithTimeout(ctx, s.c.timeout)
@@ -141,9 +232,11 @@ func (s *tokenSource) fetch(ctx context.Context) (string, time.Duration, error) 
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 		resp.Body.Close()
 	}()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// RFC 6749 section 5.2: errors are 400 (401 for a bad client);
 		// HTTPError makes them Permanent and 429/5xx Retryable.
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorRead))
+		resp.Body = io.NopCloser(strings.NewReader(connectors.Redact(string(raw), s.secrets()...)))
 		return "", 0, connectors.HTTPError(op, resp, s.c.now())
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
@@ -160,8 +253,13 @@ func (s *tokenSource) fetch(ctx context.Context) (string, time.Duration, error) 
 	if tr.AccessToken == "" {
 		return "", 0, connectors.Errorf(connectors.Permanent, "%s: response has no access_token", op)
 	}
+	if !validToken(tr.AccessToken) {
+		return "", 0, connectors.Errorf(connectors.Permanent,
+			"%s: access_token is not an RFC 6750 bearer token (letters, digits, -._~+/ and trailing =)", op)
+	}
 	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
-		return "", 0, connectors.Errorf(connectors.Permanent, "%s: token_type %q, want Bearer", op, tr.TokenType)
+		return "", 0, connectors.Errorf(connectors.Permanent, "%s: token_type %q, want Bearer", op,
+			connectors.Redact(tr.TokenType, tr.AccessToken))
 	}
 	life, err := expiresIn(tr.ExpiresIn)
 	if err != nil {
@@ -171,24 +269,32 @@ func (s *tokenSource) fetch(ctx context.Context) (string, time.Duration, error) 
 }
 
 // expiresIn reads expires_in, a number of seconds (some servers send it
-// as a string).
+// as a string). NaN, infinities, negative and absurdly large values are
+// refused: time.Duration of NaN is undefined.
 func expiresIn(raw json.RawMessage) (time.Duration, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return defaultTokenLife, nil
 	}
-	var n json.Number
 	if raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return 0, errors.New("expires_in is not a number")
 		}
-		n = json.Number(s)
-	} else if err := json.Unmarshal(raw, &n); err != nil {
+		// The string must hold a JSON number and nothing else:
+		// json.Number.Float64 alone would accept "NaN", "Inf" and
+		// hexadecimal.
+		if strings.TrimSpace(s) != s {
+			return 0, errors.New("expires_in is not a number")
+		}
+		raw = json.RawMessage(s)
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
 		return 0, errors.New("expires_in is not a number")
 	}
 	f, err := n.Float64()
-	if err != nil || f < 0 || f > 1e9 {
-		return 0, fmt.Errorf("expires_in %s is not a number of seconds", raw)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e9 {
+		return 0, fmt.Errorf("expires_in %.32q is not a number of seconds", n)
 	}
 	return time.Duration(f * float64(time.Second)), nil
 }

@@ -91,7 +91,7 @@ func (p *idp) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.scopes = append(p.scopes, r.PostForm.Get("scope"))
-	tok := fmt.Sprintf("at-%d", len(p.issued)+1)
+	tok := fmt.Sprintf("at-%d-Zq3Vx9Lm2Pw7", len(p.issued)+1)
 	p.issued = append(p.issued, tok)
 	if p.register {
 		p.s.mu.Lock()
@@ -104,6 +104,13 @@ func (p *idp) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer"%s}`, tok, exp)
+}
+
+// issuedToken returns the i-th token issued (from 0).
+func (p *idp) issuedToken(i int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.issued[i]
 }
 
 func (p *idp) fetches() int {
@@ -189,7 +196,7 @@ func TestOAuth2RefetchOnceOn401(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.revoke("at-1") // the target forgets the token before it expires
+		p.revoke(p.issuedToken(0)) // the target forgets the token before it expires
 		if err := conn.Grant(testCtx(t), ref, "group:Engineering"); err != nil {
 			t.Fatalf("Grant after the token was revoked: %v, want success with a new token", err)
 		}
@@ -256,6 +263,12 @@ func TestOAuth2TokenEndpointFailures(t *testing.T) {
 		{name: "NoAccessToken", fault: reply(200, nil, `{"token_type":"Bearer"}`), class: connectors.Permanent},
 		{name: "NotBearer", fault: reply(200, nil, `{"access_token":"x","token_type":"mac"}`), class: connectors.Permanent},
 		{name: "BadExpiry", fault: reply(200, nil, `{"access_token":"x","expires_in":"soon"}`), class: connectors.Permanent},
+		{name: "NaNExpiry", fault: reply(200, nil, `{"access_token":"x","expires_in":"NaN"}`), class: connectors.Permanent},
+		{name: "AccessTokenWithSpace", fault: reply(200, nil, `{"access_token":"a b","token_type":"Bearer"}`), class: connectors.Permanent},
+		{name: "AccessTokenWithComma", fault: reply(200, nil, `{"access_token":"a,b","token_type":"Bearer"}`), class: connectors.Permanent},
+		{name: "AccessTokenWithQuote", fault: reply(200, nil, `{"access_token":"a\"b","token_type":"Bearer"}`), class: connectors.Permanent},
+		{name: "AccessTokenPaddingInside", fault: reply(200, nil, `{"access_token":"a=b","token_type":"Bearer"}`), class: connectors.Permanent},
+		{name: "AccessTokenWithNewline", fault: reply(200, nil, `{"access_token":"a\r\nX-Evil: 1","token_type":"Bearer"}`), class: connectors.Permanent},
 		{name: "ConnectionDropped", fault: func(w http.ResponseWriter, r *http.Request) { drop(w, r) }, class: connectors.Retryable},
 	}
 	for _, tc := range cases {
@@ -306,6 +319,18 @@ func TestExpiresIn(t *testing.T) {
 		{"-1", 0, false},
 		{`"soon"`, 0, false},
 		{"true", 0, false},
+		// strconv.ParseFloat accepts these; time.Duration of NaN is
+		// undefined.
+		{`"NaN"`, 0, false},
+		{`"nan"`, 0, false},
+		{`"Inf"`, 0, false},
+		{`"+Infinity"`, 0, false},
+		{`"-Inf"`, 0, false},
+		{`"0x10"`, 0, false},
+		{`"1_000"`, 0, false},
+		{"1e400", 0, false},
+		{`""`, 0, false},
+		{`" 60"`, 0, false},
 	}
 	for _, tc := range cases {
 		got, err := expiresIn(json.RawMessage(tc.raw))

@@ -43,11 +43,16 @@ func TestStatusHandling(t *testing.T) {
 		ok     bool
 		class  connectors.Class
 	}{
-		{"revoke 404 is done", 404, nil, revoke, true, 0},
-		{"revoke 410 is done", 410, nil, revoke, true, 0},
-		{"disable 404 is done", 404, nil, disable, true, 0},
+		// A receiver acknowledges "already gone" with 2xx; a bare 404 or
+		// 410 says the URL is wrong, and must not count a revocation as
+		// done.
+		{"revoke 404 is a wrong URL", 404, nil, revoke, false, connectors.Permanent},
+		{"revoke 410 is a wrong URL", 410, nil, revoke, false, connectors.Permanent},
+		{"disable 404 is a wrong URL", 404, nil, disable, false, connectors.Permanent},
+		{"disable 410 is a wrong URL", 410, nil, disable, false, connectors.Permanent},
 		{"grant 404 is a stale ref", 404, nil, grant, false, connectors.NotFound},
 		{"ensure 404 is a wrong URL", 404, nil, ensure, false, connectors.Permanent},
+		{"ensure 410 is a wrong URL", 410, nil, ensure, false, connectors.Permanent},
 		{"grant 409", 409, nil, grant, false, connectors.Conflict},
 		{"revoke 500 retried", 500, nil, revoke, false, connectors.Retryable},
 		{"disable 403 permanent", 403, nil, disable, false, connectors.Permanent},
@@ -80,6 +85,9 @@ func TestStatusHandling(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "q-secret-in-query") {
 				t.Errorf("error quotes the URL query: %v", err)
+			}
+			if tc.class == connectors.Permanent && (tc.status == 404 || tc.status == 410) && !strings.Contains(err.Error(), "url looks wrong") {
+				t.Errorf("error %q does not say the url looks wrong", err)
 			}
 		})
 	}

@@ -51,10 +51,15 @@ const (
 //  4. drops an event whose JTI it has already applied, answering 2xx
 //     (remembering ids for at least Lifetime also defeats a replay within
 //     it);
-//  5. applies it and answers 2xx. 404 means "no such account" (jmlgate then
-//     ensures the account again before a grant; for a revoke or disable it
-//     counts as done); 429 and 5xx are retried, honouring Retry-After; any
-//     other status is a permanent failure a human looks at.
+//  5. applies it and answers 2xx. An account.disable or entitlement.revoke
+//     for an account or entitlement the receiver does not have is already
+//     done: answer 2xx, never 404. jmlgate reads 404 and 410 to a disable,
+//     revoke or ensure as "the URL is wrong" (a permanent failure), so that
+//     a revocation that reached the wrong place never counts as done; to
+//     an entitlement.grant, 404 means "no such account" and jmlgate ensures
+//     the account again before granting. 429 and 5xx are retried, honouring
+//     Retry-After; any other status is a permanent failure a human looks
+//     at.
 //
 // Every event states what must be true, not a change to add, so applying a
 // retried event twice is harmless; deduplication spares the receiver

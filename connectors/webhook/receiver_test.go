@@ -147,6 +147,9 @@ type failure struct {
 	// afterApply applies the event, then answers status: an
 	// acknowledgement lost on the way back.
 	afterApply bool
+	// echo makes the body quote the request's headers and URL, as a
+	// careless application's error page does.
+	echo bool
 }
 
 // delivery is one verified event as received.
@@ -196,6 +199,14 @@ func (rc *receiver) Fail(status int, header http.Header) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.fail = append(rc.fail, failure{status: status, header: header})
+}
+
+// FailEcho answers the next request with status and a body quoting the
+// request's headers and URL query.
+func (rc *receiver) FailEcho(status int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.fail = append(rc.fail, failure{status: status, echo: true})
 }
 
 // LoseAck applies the next event but answers it with status.
@@ -297,7 +308,11 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for k, v := range f.header {
 			w.Header()[k] = v
 		}
-		http.Error(w, "injected failure", f.status)
+		msg := "injected failure"
+		if f.echo {
+			msg = fmt.Sprintf("refused %s?%s with headers %v", r.URL.Path, r.URL.RawQuery, r.Header)
+		}
+		http.Error(w, msg, f.status)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -355,7 +370,7 @@ func (rc *receiver) apply(ev Event, kid string) int {
 		a.userName, a.identityID, a.enabled = ev.Account.UserName, ev.Account.IdentityID, true
 	case TypeDisable:
 		if a == nil {
-			return http.StatusNotFound
+			return http.StatusNoContent // already gone: acknowledged, as the protocol says
 		}
 		a.enabled = false
 	case TypeGrant:
@@ -365,7 +380,7 @@ func (rc *receiver) apply(ev Event, kid string) int {
 		a.entitlements[ev.Entitlement] = true
 	case TypeRevoke:
 		if a == nil {
-			return http.StatusNotFound
+			return http.StatusNoContent // already gone: acknowledged
 		}
 		delete(a.entitlements, ev.Entitlement)
 	}

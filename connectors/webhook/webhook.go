@@ -5,9 +5,20 @@
 // GET /api/v1/webhooks/jwks.json (JWKSHandler over the gateway-wide KeySet).
 //
 // The receiver owns its accounts; the connector's ref for an account is the
-// jmlgate identity id. Any 2xx acknowledges an event. The connector keeps no
-// state, so it cannot list accounts (no Lister) and ends no sessions (no
-// SessionRevoker).
+// jmlgate identity id. Any 2xx acknowledges an event, including "already
+// done": a receiver answers 2xx to an account.disable or entitlement.revoke
+// for an account or entitlement it does not have. A 404 or 410 is never
+// taken for "already gone": to a disable, revoke or ensure it means the URL
+// is wrong (a revocation that reached nobody must not count as done) and
+// is a Permanent error; to a grant it says the account is missing, and the
+// dispatcher ensures it again (which fails Permanent if the URL is wrong).
+// The connector keeps no state, so it cannot list accounts (no Lister) and
+// ends no sessions (no SessionRevoker).
+//
+// Errors never quote a credential: the receiver's answer, and every error
+// the methods return, are redacted (connectors.Redact) of the configured
+// header values and of the URL's query values before they reach
+// last_error, an audit record or a log.
 package webhook
 
 import (
@@ -37,6 +48,9 @@ const (
 	// maxDrain bounds how much of a 2xx body is read to reuse the
 	// connection.
 	maxDrain = 64 << 10
+	// maxErrorRead bounds how much of an error body is read and redacted
+	// before connectors.HTTPError keeps its first 512 bytes.
+	maxErrorRead = 16 << 10
 )
 
 // Config is the `config` section of a connector of type webhook:
@@ -172,9 +186,8 @@ func (c *Config) Open(name string, log *slog.Logger) (connectors.Connector, erro
 	tr.TLSClientConfig = tlsConf
 	return &Conn{
 		name:    name,
-		url:     u.String(),
 		safeURL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(),
-		header:  header,
+		creds:   newCreds(u, header),
 		timeout: c.Timeout,
 		keys:    c.Keys,
 		log:     log,
@@ -238,12 +251,14 @@ func validHeaderName(s string) bool {
 // requires (see Event). Errors are classified: a cancelled or expired ctx
 // (or the timeout of the attempt) wraps context.Canceled or
 // context.DeadlineExceeded, network errors are retryable, certificate
-// failures permanent, HTTP statuses as connectors.HTTPError says.
+// failures permanent, HTTP statuses as connectors.HTTPError says, except
+// 404 and 410, which are Permanent for every event but a grant (see the
+// package documentation). Printing a Conn (fmt, any verb; slog) shows its
+// name and URL without query only.
 type Conn struct {
 	name    string
-	url     string
 	safeURL string // url without query, for messages
-	header  http.Header
+	creds   *creds // the URL and headers, which may hold secrets
 	timeout time.Duration
 	keys    *KeySet
 	log     *slog.Logger
@@ -251,11 +266,58 @@ type Conn struct {
 	client  *http.Client
 }
 
-var _ connectors.Connector = (*Conn)(nil)
+var (
+	_ connectors.Connector = (*Conn)(nil)
+	_ fmt.Formatter        = (*Conn)(nil)
+	_ slog.LogValuer       = (*Conn)(nil)
+)
+
+// creds is what of the configuration may hold a secret: the URL (its query
+// may carry a token) and the headers (an API key). It is held by pointer
+// and formats as "[redacted]": fmt does not call the methods of values it
+// reaches through unexported fields, so plain string fields would print
+// with a Conn, while a pointer below the top level prints as an address.
+type creds struct {
+	url    string
+	header http.Header
+	// secrets are the values connectors.Redact takes out of messages:
+	// every header value (and the credential after an auth scheme such
+	// as "Bearer "), the URL, its query and each query value.
+	secrets []string
+}
+
+func newCreds(u *url.URL, header http.Header) *creds {
+	c := &creds{url: u.String(), header: header}
+	add := func(v string) {
+		c.secrets = append(c.secrets, v, url.QueryEscape(v))
+	}
+	for _, vs := range header {
+		for _, v := range vs {
+			add(v)
+			if _, cred, ok := strings.Cut(v, " "); ok {
+				add(strings.TrimSpace(cred))
+			}
+		}
+	}
+	if u.RawQuery != "" {
+		c.secrets = append(c.secrets, c.url, u.RawQuery)
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	return c
+}
+
+func (*creds) String() string               { return "[redacted]" }
+func (c *creds) GoString() string           { return c.String() }
+func (c *creds) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+func (c *creds) LogValue() slog.Value       { return slog.StringValue(c.String()) }
 
 // EnsureAccount sends account.ensure and returns a.IdentityID as the ref:
 // the receiver creates the account, or updates and re-enables it. A 404 or
-// 410 means the URL is wrong and is permanent.
+// 410 means the URL is wrong and is Permanent.
 func (c *Conn) EnsureAccount(ctx context.Context, a connectors.Account) (string, error) {
 	if a.IdentityID == "" {
 		return "", connectors.Errorf(connectors.Permanent, "webhook %s: account has no identity id", TypeEnsure)
@@ -268,23 +330,21 @@ func (c *Conn) EnsureAccount(ctx context.Context, a connectors.Account) (string,
 		FamilyName:  a.FamilyName,
 		Email:       a.Email,
 	}}
-	err := c.send(ctx, ev)
-	if connectors.IsNotFound(err) {
-		return "", &connectors.Error{Class: connectors.Permanent, Err: err}
-	}
-	if err != nil {
+	if err := wrongURL(c.send(ctx, ev)); err != nil {
 		return "", err
 	}
 	return a.IdentityID, nil
 }
 
-// DisableAccount sends account.disable; a 404 or 410 (no such account) is
-// success.
+// DisableAccount sends account.disable. The receiver answers 2xx for an
+// account it does not have (already disabled); a 404 or 410 means the URL
+// is wrong and is Permanent, so a leaver is never reported disabled by an
+// answer from the wrong place.
 func (c *Conn) DisableAccount(ctx context.Context, ref string) error {
 	if ref == "" {
 		return connectors.Errorf(connectors.Permanent, "webhook %s: empty ref", TypeDisable)
 	}
-	return missingOK(c.send(ctx, &Event{Type: TypeDisable, Ref: ref}))
+	return wrongURL(c.send(ctx, &Event{Type: TypeDisable, Ref: ref}))
 }
 
 // Grant sends entitlement.grant. A 404 or 410 is NotFound: the receiver has
@@ -296,24 +356,33 @@ func (c *Conn) Grant(ctx context.Context, ref, entitlement string) error {
 	return c.send(ctx, &Event{Type: TypeGrant, Ref: ref, Entitlement: entitlement})
 }
 
-// Revoke sends entitlement.revoke; a 404 or 410 (no such account) is
-// success.
+// Revoke sends entitlement.revoke. The receiver answers 2xx when the
+// account or the entitlement is already gone; a 404 or 410 means the URL
+// is wrong and is Permanent.
 func (c *Conn) Revoke(ctx context.Context, ref, entitlement string) error {
 	if ref == "" || entitlement == "" {
 		return connectors.Errorf(connectors.Permanent, "webhook %s: empty ref or entitlement", TypeRevoke)
 	}
-	return missingOK(c.send(ctx, &Event{Type: TypeRevoke, Ref: ref, Entitlement: entitlement}))
+	return wrongURL(c.send(ctx, &Event{Type: TypeRevoke, Ref: ref, Entitlement: entitlement}))
 }
 
-func missingOK(err error) error {
-	if connectors.IsNotFound(err) {
-		return nil
+// wrongURL turns a NotFound (404, 410) into a Permanent error saying the
+// URL looks wrong: only a grant may read it as "no such account".
+func wrongURL(err error) error {
+	if !connectors.IsNotFound(err) {
+		return err
 	}
-	return err
+	return connectors.Errorf(connectors.Permanent,
+		"%v; the url looks wrong: receivers acknowledge an account or entitlement that is already gone with 2xx", err)
 }
 
-// send completes ev, signs it and POSTs it once.
+// send completes ev, signs it and POSTs it once. Its error is redacted of
+// every secret of the configuration (see creds).
 func (c *Conn) send(ctx context.Context, ev *Event) error {
+	return connectors.RedactError(c.post(ctx, ev), c.creds.secrets...)
+}
+
+func (c *Conn) post(ctx context.Context, ev *Event) error {
 	op := "webhook " + ev.Type
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -338,13 +407,13 @@ func (c *Conn) send(ctx context.Context, ev *Event) error {
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(jws))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.creds.url, strings.NewReader(jws))
 	if err != nil {
 		return connectors.Errorf(connectors.Permanent, "%s: request: %v", op, err)
 	}
 	req.Header.Set("Accept", "application/json, */*;q=0.5")
 	req.Header.Set("User-Agent", "jmlgate-webhook")
-	for k, v := range c.header { // configured headers may replace the two above
+	for k, v := range c.creds.header { // configured headers may replace the two above
 		req.Header[k] = slices.Clone(v)
 	}
 	req.Header.Set("Content-Type", MediaType)
@@ -359,6 +428,10 @@ func (c *Conn) send(ctx context.Context, ev *Event) error {
 		c.log.Debug("webhook event delivered", "connector", c.name, "type", ev.Type, "jti", ev.JTI, "status", resp.StatusCode)
 		return nil
 	}
+	// The body is redacted before HTTPError keeps its first 512 bytes,
+	// so that a secret cut at that bound cannot show in part.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorRead))
+	resp.Body = io.NopCloser(strings.NewReader(connectors.Redact(string(raw), c.creds.secrets...)))
 	return connectors.HTTPError(op, resp, c.now())
 }
 
@@ -375,3 +448,14 @@ func (c *Conn) redact(err error) error {
 
 // String names the connector and its URL without query; no header value.
 func (c *Conn) String() string { return "webhook " + c.name + " " + c.safeURL }
+
+// GoString is String, so %#v shows no field.
+func (c *Conn) GoString() string { return c.String() }
+
+// Format prints String whatever the verb.
+func (c *Conn) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+
+// LogValue logs the type, name and URL without query.
+func (c *Conn) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("type", "webhook"), slog.String("name", c.name), slog.String("url", c.safeURL))
+}
