@@ -648,11 +648,8 @@ func (d *Dispatcher) finish(ctx context.Context, t *Target, job *store.Delivery,
 		if err := tx.PutIdentity(wctx, &c); err != nil {
 			return err
 		}
-		ttr, revoked = c.RevokedAt.Sub(c.LeaverAt), true
-		_, err = audit.Append(wctx, tx, now, audit.Entry{
-			Actor: "dispatcher", Action: "lifecycle.revoked", ResourceType: store.TypeIdentity, ResourceID: c.ID,
-			After: map[string]any{"leaver_at": c.LeaverAt, "revoked_at": c.RevokedAt, "time_to_revoke_ms": ttr.Milliseconds()},
-		})
+		ttr, err = auditRevoked(wctx, tx, "dispatcher", &c, now)
+		revoked = err == nil
 		return err
 	})
 	if err != nil {

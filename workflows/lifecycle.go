@@ -46,8 +46,9 @@ type Engine struct {
 	// desired access but never delivered. nil: no deliveries.
 	Connectors map[string]bool
 	// Revoked, when set, is told the time-to-revoke of each leaver whose
-	// revocation completed (for a histogram). It may run inside a
-	// transaction that later rolls back.
+	// revocation completed through connectors (for a histogram; leavers
+	// with nothing to revoke are not measurements). The dispatcher calls
+	// it after its transaction committed.
 	Revoked func(ttr time.Duration)
 }
 
@@ -393,7 +394,10 @@ func (e *Engine) evaluate(ctx context.Context, tx store.Tx, id string, now time.
 		return err
 	}
 	if revokedNow {
-		return e.auditRevoked(ctx, tx, next, now)
+		// Nothing had to be taken away: recorded for the history, but not
+		// a time-to-revoke measurement of any connector (no histogram).
+		_, err := auditRevoked(ctx, tx, reqctx.Actor(ctx), next, now)
+		return err
 	}
 	return nil
 }

@@ -174,16 +174,14 @@ func (e *Engine) deliveries(ctx context.Context, tx store.Tx, prev, next *store.
 }
 
 // auditRevoked records that the leaver idn's revocation completed at
-// idn.RevokedAt, with the time-to-revoke, and reports it to e.Revoked.
-func (e *Engine) auditRevoked(ctx context.Context, tx store.Tx, idn *store.Identity, now time.Time) error {
+// idn.RevokedAt ("lifecycle.revoked", with the time-to-revoke) and returns
+// the time-to-revoke.
+func auditRevoked(ctx context.Context, tx store.Tx, actor string, idn *store.Identity, now time.Time) (time.Duration, error) {
 	ttr := idn.RevokedAt.Sub(idn.LeaverAt)
 	_, err := audit.Append(ctx, tx, now, audit.Entry{
-		Actor: reqctx.Actor(ctx), Action: "lifecycle.revoked", ResourceType: store.TypeIdentity, ResourceID: idn.ID,
+		Actor: actor, Action: "lifecycle.revoked", ResourceType: store.TypeIdentity, ResourceID: idn.ID,
 		RequestID: reqctx.RequestID(ctx),
 		After:     map[string]any{"leaver_at": idn.LeaverAt, "revoked_at": idn.RevokedAt, "time_to_revoke_ms": ttr.Milliseconds()},
 	})
-	if err == nil && e.Revoked != nil {
-		e.Revoked(ttr)
-	}
-	return err
+	return ttr, err
 }
