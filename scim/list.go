@@ -277,6 +277,16 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 			}
 			return nil, 0, badRequest(serr.ScimTypeInvalidFilter, "%v", err)
 		}
+	}
+	w := s.wantFor(rt, p.proj)
+	// An IdP's lookup (a sole userName/externalId/id equality) is answered
+	// from an index before anything else: the term is already resolved
+	// against the schema, so compiling the filter would add nothing.
+	if page, total, ok, err := s.lookupExact(ctx, rt, expr, p, w); ok || err != nil {
+		return page, total, err
+	}
+	if expr != nil {
+		var err error
 		if f, err = filter.Compile(expr, rt); err != nil {
 			return nil, 0, err
 		}
@@ -291,10 +301,6 @@ func (s *Server) list(ctx context.Context, rt *schema.ResourceType, p listParams
 		}
 		sortPath = &sp
 		native, nativeOK = nativeSort(rt, sp)
-	}
-	w := s.wantFor(rt, p.proj)
-	if page, total, ok, err := s.lookupExact(ctx, rt, expr, p, w); ok || err != nil {
-		return page, total, err
 	}
 	var page []*view
 	var total int
