@@ -106,3 +106,17 @@ type Config interface {
 // the map from type name to Factory explicitly: there is no self
 // registration.
 type Factory func() Config
+
+// Finder is implemented by connectors that can look an account up without
+// creating or changing it. The dispatcher needs it after an EnsureAccount
+// whose outcome is unknown (a timeout, a crash before the answer was
+// recorded): the account may exist, and a leaver's must then be disabled,
+// but calling EnsureAccount for a leaver would create or re-enable one.
+type Finder interface {
+	// FindAccount returns the ref of a's account, found the same way
+	// EnsureAccount finds one, and found false (with a nil error) when the
+	// target has none. It changes nothing. A connector that cannot tell
+	// (a webhook receiver owns its accounts) reports found with the ref
+	// the account has if it exists: disabling a missing account is a no-op.
+	FindAccount(ctx context.Context, a Account) (ref string, found bool, err error)
+}

@@ -435,6 +435,31 @@ func (d *Dispatcher) apply(ctx context.Context, t *Target, idn *store.Identity, 
 		next.Entitlements = slices.Clone(acct.Entitlements)
 	}
 	var done []Op
+	if ops[0].Kind == OpFind {
+		// An earlier ensure may have created the account: look it up
+		// (never ensure for someone who may not have access), then plan
+		// from what is there.
+		finder, ok := t.Conn.(connectors.Finder)
+		if !ok {
+			return nil, nil, connectors.Errorf(connectors.Permanent,
+				"an earlier account creation was not confirmed and connector %s cannot look accounts up: check the target", t.Name)
+		}
+		ref, found, err := finder.FindAccount(ctx, accountOf(idn, user))
+		if d.Metrics != nil {
+			d.Metrics.observeOp(t.Name, OpFind, err)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", OpFind, err)
+		}
+		done = append(done, Op{Kind: OpFind})
+		next.Pending = false
+		if found {
+			next.Ref, next.Enabled = ref, true
+		}
+		if ops = Plan(want, next, sessions); len(ops) == 0 {
+			return done, changed(acct, next), nil
+		}
+	}
 	for i, op := range ops {
 		if t.Limiter != nil {
 			if err := t.Limiter.Wait(ctx); err != nil {
@@ -447,6 +472,16 @@ func (d *Dispatcher) apply(ctx context.Context, t *Target, idn *store.Identity, 
 			// (a rate-limited plan can take a while) stops the grants;
 			// the delivery is planned again at once.
 			if err := d.stillSendable(ctx, idn); err != nil {
+				return done, changed(acct, next), err
+			}
+		}
+		if op.Kind == OpEnsure && next.Ref == "" && !next.Pending {
+			// Write ahead: once the request is sent the account may exist
+			// whatever happens to the answer (a timeout, a crash), and a
+			// leaver's delivery must then look for it (OpFind).
+			next.Pending = true
+			if err := d.putPending(ctx, next); err != nil {
+				next.Pending = false
 				return done, changed(acct, next), err
 			}
 		}
@@ -520,13 +555,23 @@ func gateOpen(ctx context.Context, tx store.ReadTx, idn *store.Identity, now tim
 
 // changed returns next unless it equals acct.
 func changed(acct, next *store.Account) *store.Account {
-	if acct != nil && acct.Ref == next.Ref && acct.Enabled == next.Enabled && slices.Equal(acct.Entitlements, next.Entitlements) {
+	if acct != nil && acct.Ref == next.Ref && acct.Enabled == next.Enabled && acct.Pending == next.Pending &&
+		slices.Equal(acct.Entitlements, next.Entitlements) {
 		return nil
 	}
-	if acct == nil && next.Ref == "" {
+	if acct == nil && next.Ref == "" && !next.Pending {
 		return nil
 	}
 	return next
+}
+
+// putPending records that an ensure is about to be sent for a (an
+// account with no ref yet), before it is sent.
+func (d *Dispatcher) putPending(ctx context.Context, a *store.Account) error {
+	rec := *a
+	rec.Updated = d.now()
+	wctx := context.WithoutCancel(ctx)
+	return d.Store.Update(wctx, func(tx store.Tx) error { return tx.PutAccount(wctx, &rec) })
 }
 
 // call performs one op, bounded by OpTimeout, and updates next with its
@@ -545,7 +590,7 @@ func (d *Dispatcher) call(ctx context.Context, t *Target, idn *store.Identity, u
 		if err != nil {
 			return err
 		}
-		next.Ref, next.Enabled = ref, true
+		next.Ref, next.Enabled, next.Pending = ref, true, false
 	case OpGrant:
 		if err := t.Conn.Grant(ctx, next.Ref, op.Entitlement); err != nil {
 			return err

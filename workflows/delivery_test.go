@@ -688,3 +688,60 @@ func TestConnectorPanicIsContained(t *testing.T) {
 		t.Fatalf("dead letters %+v, want the panicking delivery", dead)
 	}
 }
+
+// lostAnswer creates the account but loses the answer, as a timeout after
+// the target acted does.
+type lostAnswer struct{ *connectortest.Memory }
+
+func (l lostAnswer) EnsureAccount(ctx context.Context, a connectors.Account) (string, error) {
+	if _, err := l.Memory.EnsureAccount(ctx, a); err != nil {
+		return "", err
+	}
+	return "", errors.New("read tcp: i/o timeout")
+}
+
+// An ensure whose answer was lost may have created the account: when the
+// person leaves before the retry, the leaver's delivery finds that account
+// and disables it, and only then is the revocation complete.
+func TestUnconfirmedEnsureIsFoundForALeaver(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	mem := e.app
+	e.d.Targets["app"].Conn = lostAnswer{mem}
+	id := e.createUser("ned@example.com", "Sales")
+	e.activate(id)
+	e.drain()
+	if on, _, found := accountState(mem, "ned@example.com"); !found || !on {
+		t.Fatalf("the target should hold the enabled account the lost answer created (found %v, enabled %v)", found, on)
+	}
+	e.d.Targets["app"].Conn = mem // the target answers again
+	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+	e.drain()
+	if on, _, _ := accountState(mem, "ned@example.com"); on {
+		t.Fatalf("a leaver's account created by an unconfirmed ensure is still enabled; calls %q", mem.TakeCalls())
+	}
+	if idn := e.identity(id); idn.RevokedAt.IsZero() {
+		t.Fatal("revocation not recorded complete after the account was found and disabled")
+	}
+}
+
+// A connector that cannot look accounts up dead-letters such a leaver's
+// delivery for a human instead of calling the revocation complete.
+func TestUnconfirmedEnsureWithoutFinderDeadLetters(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	mem := e.app
+	e.d.Targets["app"].Conn = lostAnswer{mem}
+	id := e.createUser("ola@example.com", "Sales")
+	e.activate(id)
+	e.drain()
+	e.d.Targets["app"].Conn = mem.Bare()
+	e.patch(id, map[string]any{"op": "replace", "path": "active", "value": false})
+	e.drain()
+	if dead := e.deliveries(store.DeliveryDead); len(dead) != 1 || !strings.Contains(dead[0].LastError, "not confirmed") {
+		t.Fatalf("dead letters %+v, want the unconfirmed account flagged", dead)
+	}
+	if idn := e.identity(id); !idn.RevokedAt.IsZero() {
+		t.Fatal("revocation recorded complete with an account possibly left enabled")
+	}
+}

@@ -20,6 +20,10 @@ const (
 	OpRevoke         = "revoke"          // Revoke(entitlement)
 	OpEnsure         = "ensure"          // EnsureAccount
 	OpGrant          = "grant"           // Grant(entitlement)
+	// OpFind looks up an account an unconfirmed ensure may have created
+	// (Finder.FindAccount), so it can be disabled; the rest of the plan
+	// follows from what it finds.
+	OpFind = "find"
 )
 
 // Op is one call a delivery makes to a connector.
@@ -79,7 +83,8 @@ func sendableOf(state string, ds []DesiredAccess) map[string][]string {
 // ones are granted, so access never briefly exceeds both sets. With nothing
 // to grant, a known account is disabled first (the fastest way to cut
 // access), its sessions ended, and then its entitlements revoked one by one
-// so a later rehire does not inherit them. An empty plan means the
+// so a later rehire does not inherit them; an account an unconfirmed ensure
+// may have created is first looked up (OpFind). An empty plan means the
 // connector already matches.
 func Plan(want []string, acct *store.Account, sessions bool) []Op {
 	var have []string
@@ -90,6 +95,9 @@ func Plan(want []string, acct *store.Account, sessions bool) []Op {
 	var ops []Op
 	if len(want) == 0 {
 		if !known {
+			if acct != nil && acct.Pending {
+				return []Op{{Kind: OpFind}}
+			}
 			return nil
 		}
 		if acct.Enabled {

@@ -70,6 +70,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentAccounts", testConcurrent},
 		{"SessionRevoker", testSessionRevoker},
 		{"Lister", testLister},
+		{"Finder", testFinder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,5 +386,35 @@ func testLister(t *testing.T, tg Target) {
 	}
 	if sa.UserName != account(t, 0).UserName {
 		t.Errorf("listed userName %q, want %q", sa.UserName, account(t, 0).UserName)
+	}
+}
+
+func testFinder(t *testing.T, tg Target) {
+	f, ok := tg.Conn.(connectors.Finder)
+	if !ok {
+		t.Skip("not a Finder")
+	}
+	before, foundBefore, err := f.FindAccount(ctx(t), account(t, 0))
+	must(t, "FindAccount before EnsureAccount", err)
+	ref := ensure(t, tg, 0)
+	if foundBefore && before != ref {
+		t.Fatalf("FindAccount before ensure reported ref %q, EnsureAccount then returned %q", before, ref)
+	}
+	must(t, "Grant", tg.Conn.Grant(ctx(t), ref, tg.Entitlements[0]))
+	must(t, "DisableAccount", tg.Conn.DisableAccount(ctx(t), ref))
+	stBefore := inspect(t, tg, ref)
+	got, found, err := f.FindAccount(ctx(t), account(t, 0))
+	must(t, "FindAccount", err)
+	if !found || got != ref {
+		t.Fatalf("FindAccount after ensure = %q, %v; want %q, true", got, found, ref)
+	}
+	st := inspect(t, tg, ref)
+	if st.Enabled != stBefore.Enabled || !slices.Equal(st.Entitlements, stBefore.Entitlements) {
+		t.Fatalf("FindAccount changed the account: %+v, was %+v", st, stBefore)
+	}
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := f.FindAccount(c, account(t, 0)); !errors.Is(err, context.Canceled) {
+		t.Errorf("FindAccount with a cancelled context = %v, want context.Canceled", err)
 	}
 }

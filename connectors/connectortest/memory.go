@@ -41,6 +41,7 @@ type Memory struct {
 var (
 	_ connectors.Connector      = (*Memory)(nil)
 	_ connectors.SessionRevoker = (*Memory)(nil)
+	_ connectors.Finder         = (*Memory)(nil)
 	_ connectors.Lister         = (*Memory)(nil)
 )
 
@@ -241,6 +242,28 @@ func (m *Memory) EnsureAccount(ctx context.Context, a connectors.Account) (strin
 	}
 	acct.Enabled = true
 	return acct.Ref, nil
+}
+
+// FindAccount looks a's account up as EnsureAccount does, changing nothing.
+func (m *Memory) FindAccount(ctx context.Context, a connectors.Account) (string, bool, error) {
+	if err := m.begin(ctx, Call{Op: "find", UserName: a.UserName, IdentityID: a.IdentityID}); err != nil {
+		return "", false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	acct, err := m.lookup(a)
+	if connectors.IsNotFound(err) || (err != nil && isConflict(err)) || acct == nil {
+		return "", false, nil // the userName's account is someone else's
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return acct.Ref, true, nil
+}
+
+func isConflict(err error) bool {
+	c, _ := connectors.ClassOf(err)
+	return c == connectors.Conflict
 }
 
 // DisableAccount disables ref; a missing account is nil.

@@ -318,6 +318,22 @@ func (c *creds) LogValue() slog.Value       { return slog.StringValue(c.String()
 // EnsureAccount sends account.ensure and returns a.IdentityID as the ref:
 // the receiver creates the account, or updates and re-enables it. A 404 or
 // 410 means the URL is wrong and is Permanent.
+// FindAccount reports the ref a's account has if the receiver holds one:
+// the receiver owns its accounts and jmlgate cannot ask, so this is always
+// found (a disable event for an account the receiver never created is
+// acknowledged as already gone). It sends nothing.
+func (c *Conn) FindAccount(ctx context.Context, a connectors.Account) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	if a.IdentityID == "" {
+		return "", false, connectors.Errorf(connectors.Permanent, "webhook: account has no identity id")
+	}
+	return a.IdentityID, true, nil
+}
+
+var _ connectors.Finder = (*Conn)(nil)
+
 func (c *Conn) EnsureAccount(ctx context.Context, a connectors.Account) (string, error) {
 	if a.IdentityID == "" {
 		return "", connectors.Errorf(connectors.Permanent, "webhook %s: account has no identity id", TypeEnsure)

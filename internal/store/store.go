@@ -242,6 +242,10 @@ type Account struct {
 	Enabled      bool
 	Entitlements []string // sorted
 	Updated      time.Time
+	// Pending is set while an EnsureAccount's outcome is unknown (sent, no
+	// answer recorded): the account may exist at the target even though
+	// Ref is "". Cleared once an ensure or a lookup settles it.
+	Pending bool
 }
 
 // TOTPEnrollment is an identity's built-in TOTP authenticator (RFC 6238).

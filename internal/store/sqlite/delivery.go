@@ -441,7 +441,7 @@ func (t *writeTx) RequeueRunning(ctx context.Context, now time.Time) (int, error
 	return int(k), nil
 }
 
-const accountCols = `identity_id, connector, ref, enabled, entitlements, updated`
+const accountCols = `identity_id, connector, ref, enabled, entitlements, updated, pending`
 
 func scanAccount(row rowScanner) (*store.Account, error) {
 	var (
@@ -449,7 +449,7 @@ func scanAccount(row rowScanner) (*store.Account, error) {
 		entitlements string
 		updated      int64
 	)
-	if err := row.Scan(&a.IdentityID, &a.Connector, &a.Ref, &a.Enabled, &entitlements, &updated); err != nil {
+	if err := row.Scan(&a.IdentityID, &a.Connector, &a.Ref, &a.Enabled, &entitlements, &updated, &a.Pending); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(entitlements), &a.Entitlements); err != nil {
@@ -544,10 +544,11 @@ func (t *writeTx) PutAccount(ctx context.Context, a *store.Account) error {
 		return fail(err)
 	}
 	_, err = t.exec(ctx, `
-		INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (identity_id, connector) DO UPDATE SET
-			ref = excluded.ref, enabled = excluded.enabled, entitlements = excluded.entitlements, updated = excluded.updated`,
-		a.IdentityID, a.Connector, a.Ref, a.Enabled, string(enc), updated)
+			ref = excluded.ref, enabled = excluded.enabled, entitlements = excluded.entitlements,
+			updated = excluded.updated, pending = excluded.pending`,
+		a.IdentityID, a.Connector, a.Ref, a.Enabled, string(enc), updated, a.Pending)
 	if isForeignKey(err) {
 		return fail(fmt.Errorf("no such identity: %w", store.ErrNotFound))
 	}

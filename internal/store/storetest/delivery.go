@@ -802,6 +802,9 @@ func accountDiff(got, want *store.Account) string {
 	if got.Enabled != want.Enabled {
 		add("Enabled", got.Enabled, want.Enabled)
 	}
+	if got.Pending != want.Pending {
+		add("Pending", got.Pending, want.Pending)
+	}
 	if !slices.Equal(got.Entitlements, want.Entitlements) {
 		add("Entitlements", fmt.Sprintf("%q", got.Entitlements), fmt.Sprintf("%q", want.Entitlements))
 	}
@@ -861,6 +864,14 @@ func testAccounts(t *testing.T, s store.Store) {
 		want.Entitlements = slices.Sorted(slices.Values(ents))
 		wantAccount(t, s, &want)
 	}
+
+	// A pending ensure (no ref yet) round-trips, and is cleared by a put.
+	pend := &store.Account{IdentityID: "a", Connector: "github", Pending: true, Updated: at(2 * time.Hour)}
+	putAll(t, s, store.Tx.PutAccount, pend)
+	wantAccount(t, s, pend)
+	settled := &store.Account{IdentityID: "a", Connector: "github", Ref: "r1", Enabled: true, Updated: at(3 * time.Hour)}
+	putAll(t, s, store.Tx.PutAccount, settled)
+	wantAccount(t, s, settled)
 
 	// Listings: an identity's by connector, a connector's by identity.
 	for _, k := range []struct{ identityID, connector string }{
