@@ -129,6 +129,7 @@ var (
 	_ connectors.SessionRevoker = (*Conn)(nil)
 	_ connectors.SecretRotator  = (*Conn)(nil)
 	_ connectors.Lister         = (*Conn)(nil)
+	_ connectors.Finder         = (*Conn)(nil)
 )
 
 // Close closes the connection pool, waiting for connections in use to be
@@ -290,21 +291,65 @@ func (c *Conn) EnsureAccount(ctx context.Context, a connectors.Account) (string,
 // statements, each of which sees the catalog as committed when it starts).
 // A role of that name that is not a's is a Conflict.
 func (c *Conn) locate(ctx context.Context, tx pgx.Tx, a connectors.Account) (role, bool, error) {
-	r, found, err := c.findByIdentity(ctx, tx, a.IdentityID)
+	r, found, refused, err := c.match(ctx, tx, a)
+	if err == nil && refused != nil {
+		return r, false, refused
+	}
+	return r, found, err
+}
+
+// match is locate, with the Conflict for a role of the derived name that
+// is not a's returned as refused (found is then false) rather than as err,
+// so that FindAccount can report it as not found.
+func (c *Conn) match(ctx context.Context, tx pgx.Tx, a connectors.Account) (r role, found bool, refused, err error) {
+	r, found, err = c.findByIdentity(ctx, tx, a.IdentityID)
 	if err != nil || found {
-		return r, found, err
+		return r, found, nil, err
 	}
 	name := RoleName(c.prefix, a.UserName)
 	if r, found, err = lookup(ctx, tx, name); err != nil || !found {
-		return r, found, err
+		return r, found, nil, err
 	}
 	switch id, _, managed := parseComment(r.comment); {
 	case !managed:
-		return r, false, connectors.Errorf(connectors.Conflict, "postgres: role %q exists and is not managed by jmlgate (no jmlgate comment); rename or drop it, or mark it for this identity by hand", name)
+		return r, false, connectors.Errorf(connectors.Conflict, "postgres: role %q exists and is not managed by jmlgate (no jmlgate comment); rename or drop it, or mark it for this identity by hand", name), nil
 	case id != a.IdentityID:
-		return r, false, connectors.Errorf(connectors.Conflict, "postgres: role %q belongs to jmlgate identity %q, not %q", name, id, a.IdentityID)
+		return r, false, connectors.Errorf(connectors.Conflict, "postgres: role %q belongs to jmlgate identity %q, not %q", name, id, a.IdentityID), nil
 	}
-	return r, true, nil
+	return r, true, nil, nil
+}
+
+// FindAccount returns the name of a's role, found as EnsureAccount finds
+// it: the role within role_prefix carrying a's identity id, else
+// RoleName(role_prefix, a.UserName) if it carries a's identity id. It runs
+// in one READ ONLY transaction: no role is created, enabled or commented.
+// found is false, with a nil error, when there is no such role, including
+// when the derived name belongs to a role without the jmlgate mark (the
+// DBA's) or marked for another identity.
+//
+// Errors: Conflict when several roles carry a's identity id; Permanent for
+// an account without identity id or userName, or one that cannot be stored
+// (invalid UTF-8, NUL); otherwise as fail classifies.
+func (c *Conn) FindAccount(ctx context.Context, a connectors.Account) (ref string, found bool, err error) {
+	if err := checkAccount(a.IdentityID, a.UserName); err != nil {
+		return "", false, refuse("FindAccount: %v", err)
+	}
+	err = c.inTx(ctx, "FindAccount", func(tx pgx.Tx) error {
+		ref, found = "", false
+		if _, err := tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
+			return err
+		}
+		r, ok, refused, err := c.match(ctx, tx, a)
+		if err != nil || refused != nil || !ok {
+			return err
+		}
+		ref, found = r.name, true
+		return nil
+	})
+	if err != nil {
+		return "", false, err
+	}
+	return ref, found, nil
 }
 
 // findByIdentity returns the managed role whose comment carries id.

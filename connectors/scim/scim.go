@@ -14,7 +14,9 @@
 // group's members; group ids are cached for five minutes. The connector is
 // a connectors.Lister (it pages through /Users and /Groups, and lists only
 // the users that carry an externalId, so reconciliation never disables an
-// account jmlgate does not manage) but not a connectors.SessionRevoker:
+// account jmlgate does not manage), a connectors.Finder (FindAccount looks
+// an account up as EnsureAccount does, with GETs only) but not a
+// connectors.SessionRevoker:
 // SCIM has no standard way to end a user's sessions, so leavers' sessions
 // end only as the target itself ends them for a deactivated user.
 //
@@ -103,6 +105,7 @@ type cachedGroup struct {
 var (
 	_ connectors.Connector = (*Conn)(nil)
 	_ connectors.Lister    = (*Conn)(nil)
+	_ connectors.Finder    = (*Conn)(nil)
 	_ fmt.Formatter        = (*Conn)(nil)
 	_ slog.LogValuer       = (*Conn)(nil)
 )
@@ -268,33 +271,83 @@ func (c *Conn) ensureAccount(ctx context.Context, a connectors.Account) (string,
 // lookup finds a's account: by userName when its externalId is
 // a.IdentityID, else by externalId, else the userName match when it has
 // no externalId and adopt_existing is set (adopt is then true). nil: none.
+// A userName match that is not a's (another identity's, or unmarked
+// without adopt_existing) is a Conflict.
 func (c *Conn) lookup(ctx context.Context, a connectors.Account) (u *user, adopt bool, err error) {
+	u, adopt, refused, err := c.match(ctx, a)
+	if err == nil && refused != nil {
+		return nil, false, refused
+	}
+	return u, adopt, err
+}
+
+// match is lookup, with the Conflict for a userName match that is not
+// a's returned as refused (u is then nil) rather than as err, so that
+// FindAccount can report such an account as not found.
+func (c *Conn) match(ctx context.Context, a connectors.Account) (u *user, adopt bool, refused, err error) {
 	byName, err := c.findUser(ctx, "userName", a.UserName)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	if byName != nil && byName.ExternalID == a.IdentityID {
-		return byName, false, nil
+		return byName, false, nil, nil
 	}
 	byID, err := c.findUser(ctx, "externalId", a.IdentityID)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	switch {
 	case byID != nil:
-		return byID, false, nil
+		return byID, false, nil, nil
 	case byName == nil:
-		return nil, false, nil
+		return nil, false, nil, nil
 	case byName.ExternalID != "":
 		return nil, false, connectors.Errorf(connectors.Conflict,
 			"EnsureAccount: userName %q is taken by account %s of another identity (externalId %q)",
-			a.UserName, byName.ID, byName.ExternalID)
+			a.UserName, byName.ID, byName.ExternalID), nil
 	case !c.adopt:
 		return nil, false, connectors.Errorf(connectors.Conflict,
 			"EnsureAccount: an account with this userName (%q, id %s) exists but was not created by jmlgate; set adopt_existing to take it over",
-			a.UserName, byName.ID)
+			a.UserName, byName.ID), nil
 	}
-	return byName, true, nil
+	return byName, true, nil, nil
+}
+
+// FindAccount returns the SCIM id of a's account, found as EnsureAccount
+// finds it (see lookup), with GET requests only: nothing is created,
+// adopted or re-enabled. found is false, with a nil error, when no account
+// matches, and also when the only match is a userName taken by another
+// identity's account or by an account without externalId while
+// adopt_existing is off: EnsureAccount would not have taken those, so they
+// are not a's. With adopt_existing on, an account with a's userName and no
+// externalId is found (EnsureAccount adopts it). Errors: Permanent for an
+// account without userName or identity id, or a target that ignores the
+// filter; Conflict when several accounts match; otherwise those of the
+// failing request, context errors wrapped.
+func (c *Conn) FindAccount(ctx context.Context, a connectors.Account) (ref string, found bool, err error) {
+	ref, found, err = c.findAccount(ctx, a)
+	return ref, found, c.redact(err)
+}
+
+func (c *Conn) findAccount(ctx context.Context, a connectors.Account) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, ctxError("FindAccount", err)
+	}
+	if a.UserName == "" {
+		return "", false, connectors.Errorf(connectors.Permanent, "FindAccount: the account has no userName")
+	}
+	if a.IdentityID == "" {
+		return "", false, connectors.Errorf(connectors.Permanent,
+			"FindAccount %q: the account has no identity id (the externalId that marks an account as jmlgate's)", a.UserName)
+	}
+	u, _, refused, err := c.match(ctx, a)
+	if err != nil {
+		return "", false, err
+	}
+	if refused != nil || u == nil {
+		return "", false, nil
+	}
+	return u.ID, true, nil
 }
 
 // findUser returns the user whose attr (userName or externalId) equals
