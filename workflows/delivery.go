@@ -433,6 +433,7 @@ func (d *Dispatcher) apply(ctx context.Context, t *Target, idn *store.Identity, 
 	if acct != nil {
 		*next = *acct
 		next.Entitlements = slices.Clone(acct.Entitlements)
+		next.Maybe = slices.Clone(acct.Maybe)
 	}
 	var done []Op
 	if ops[0].Kind == OpFind {
@@ -556,7 +557,7 @@ func gateOpen(ctx context.Context, tx store.ReadTx, idn *store.Identity, now tim
 // changed returns next unless it equals acct.
 func changed(acct, next *store.Account) *store.Account {
 	if acct != nil && acct.Ref == next.Ref && acct.Enabled == next.Enabled && acct.Pending == next.Pending &&
-		slices.Equal(acct.Entitlements, next.Entitlements) {
+		slices.Equal(acct.Entitlements, next.Entitlements) && slices.Equal(acct.Maybe, next.Maybe) {
 		return nil
 	}
 	if acct == nil && next.Ref == "" && !next.Pending {
@@ -593,14 +594,21 @@ func (d *Dispatcher) call(ctx context.Context, t *Target, idn *store.Identity, u
 		next.Ref, next.Enabled, next.Pending = ref, true, false
 	case OpGrant:
 		if err := t.Conn.Grant(ctx, next.Ref, op.Entitlement); err != nil {
+			if c, _ := connectors.ClassOf(err); c == connectors.Retryable {
+				// Sent, outcome unknown (a timeout, a reset): it may be
+				// held, so a later plan revokes it if it is unwanted.
+				next.Maybe = insertSorted(next.Maybe, op.Entitlement)
+			}
 			return err
 		}
 		next.Entitlements = insertSorted(next.Entitlements, op.Entitlement)
+		next.Maybe = remove(next.Maybe, op.Entitlement)
 	case OpRevoke:
 		if err := t.Conn.Revoke(ctx, next.Ref, op.Entitlement); err != nil && !connectors.IsNotFound(err) {
 			return err
 		}
-		next.Entitlements = slices.DeleteFunc(next.Entitlements, func(e string) bool { return e == op.Entitlement })
+		next.Entitlements = remove(next.Entitlements, op.Entitlement)
+		next.Maybe = remove(next.Maybe, op.Entitlement)
 	case OpDisable:
 		if err := t.Conn.DisableAccount(ctx, next.Ref); err != nil && !connectors.IsNotFound(err) {
 			return err
@@ -614,6 +622,10 @@ func (d *Dispatcher) call(ctx context.Context, t *Target, idn *store.Identity, u
 		return fmt.Errorf("unknown op %q", op.Kind)
 	}
 	return nil
+}
+
+func remove(s []string, v string) []string {
+	return slices.DeleteFunc(s, func(e string) bool { return e == v })
 }
 
 func insertSorted(s []string, v string) []string {
@@ -794,7 +806,8 @@ func accountSummary(a *store.Account) any {
 	if a == nil {
 		return nil
 	}
-	return map[string]any{"ref": a.Ref, "enabled": a.Enabled, "entitlements": a.Entitlements}
+	return map[string]any{"ref": a.Ref, "enabled": a.Enabled, "entitlements": a.Entitlements,
+		"unconfirmed": a.Maybe, "pending": a.Pending}
 }
 
 // userDoc reads the SCIM user behind an identity (nil once deleted).

@@ -381,6 +381,10 @@ func TestPlan(t *testing.T) {
 		{"leaver without sessions", nil, acct("r", true, "a"), false, "disable, revoke a"},
 		{"already disabled, grants left", nil, acct("r", false, "a"), true, "revoke a"},
 		{"never created", nil, acct("", false), true, ""},
+		{"unconfirmed grant, unwanted", []string{"a"}, &store.Account{Ref: "r", Enabled: true, Entitlements: []string{"a"}, Maybe: []string{"b"}}, false, "revoke b"},
+		{"unconfirmed grant, wanted", []string{"a", "b"}, &store.Account{Ref: "r", Enabled: true, Entitlements: []string{"a"}, Maybe: []string{"b"}}, false, "grant b"},
+		{"leaver with an unconfirmed grant", nil, &store.Account{Ref: "r", Enabled: true, Entitlements: []string{"a"}, Maybe: []string{"b"}}, false, "disable, revoke a, revoke b"},
+		{"unconfirmed creation, leaver", nil, &store.Account{Pending: true}, true, "find"},
 	}
 	for _, c := range cases {
 		var got []string
@@ -743,5 +747,37 @@ func TestUnconfirmedEnsureWithoutFinderDeadLetters(t *testing.T) {
 	}
 	if idn := e.identity(id); !idn.RevokedAt.IsZero() {
 		t.Fatal("revocation recorded complete with an account possibly left enabled")
+	}
+}
+
+// lostGrant applies a grant but loses the answer, as a timeout after the
+// target acted does.
+type lostGrant struct{ *connectortest.Memory }
+
+func (l lostGrant) Grant(ctx context.Context, ref, e string) error {
+	if err := l.Memory.Grant(ctx, ref, e); err != nil {
+		return err
+	}
+	return errors.New("read tcp: i/o timeout")
+}
+
+// A grant whose answer was lost may be held: when the person moves out of
+// the role before the retry, the entitlement is revoked anyway.
+func TestUnconfirmedGrantIsRevokedForAMover(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t)
+	mem := e.app
+	id := e.createUser("pia@example.com", "Sales")
+	e.activate(id)
+	e.drain() // ensure + member, confirmed
+	e.d.Targets["app"].Conn = lostGrant{mem}
+	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Engineering"})
+	e.drain() // grant eng: applied, answer lost
+	e.d.Targets["app"].Conn = mem
+	e.patch(id, map[string]any{"op": "replace", "path": entURN + ":department", "value": "Sales"})
+	e.clock.advance(time.Hour)
+	e.drain()
+	if _, ents, _ := accountState(mem, "pia@example.com"); slices.Contains(ents, "eng") {
+		t.Fatalf("an unconfirmed grant survived the mover: target holds %q; calls %q", ents, mem.TakeCalls())
 	}
 }

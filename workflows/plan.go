@@ -87,11 +87,14 @@ func sendableOf(state string, ds []DesiredAccess) map[string][]string {
 // may have created is first looked up (OpFind). An empty plan means the
 // connector already matches.
 func Plan(want []string, acct *store.Account, sessions bool) []Op {
-	var have []string
+	var have, maybe []string
 	known := acct != nil && acct.Ref != ""
 	if known {
-		have = acct.Entitlements
+		have, maybe = acct.Entitlements, acct.Maybe
 	}
+	// What may be held: confirmed grants and unconfirmed ones (revoked
+	// when unwanted; granted again, idempotently, while wanted).
+	held := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(have), maybe...))))
 	var ops []Op
 	if len(want) == 0 {
 		if !known {
@@ -106,7 +109,7 @@ func Plan(want []string, acct *store.Account, sessions bool) []Op {
 				ops = append(ops, Op{Kind: OpRevokeSessions})
 			}
 		}
-		for _, e := range have {
+		for _, e := range held {
 			ops = append(ops, Op{Kind: OpRevoke, Entitlement: e})
 		}
 		return ops
@@ -114,7 +117,7 @@ func Plan(want []string, acct *store.Account, sessions bool) []Op {
 	if !known || !acct.Enabled {
 		ops = append(ops, Op{Kind: OpEnsure})
 	}
-	for _, e := range have {
+	for _, e := range held {
 		if !slices.Contains(want, e) {
 			ops = append(ops, Op{Kind: OpRevoke, Entitlement: e})
 		}

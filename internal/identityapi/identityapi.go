@@ -103,10 +103,14 @@ type Detail struct {
 
 // AccountJSON is an identity's account in one connector.
 type AccountJSON struct {
-	Ref          string    `json:"ref"`
-	Enabled      bool      `json:"enabled"`
-	Entitlements []string  `json:"entitlements"`
-	Updated      time.Time `json:"updated"`
+	Ref          string   `json:"ref"`
+	Enabled      bool     `json:"enabled"`
+	Entitlements []string `json:"entitlements"`
+	// Unconfirmed are grants sent whose answer was lost; Pending is an
+	// account creation in the same state.
+	Unconfirmed []string  `json:"unconfirmed,omitempty"`
+	Pending     bool      `json:"pending,omitempty"`
+	Updated     time.Time `json:"updated"`
 }
 
 // DeliveryJSON is an outstanding delivery as the identity detail shows it.
@@ -278,7 +282,8 @@ func (h *handler) detail(r *http.Request) (any, error) {
 			if ents == nil {
 				ents = []string{}
 			}
-			actual[a.Connector] = AccountJSON{Ref: a.Ref, Enabled: a.Enabled, Entitlements: ents, Updated: a.Updated.UTC()}
+			actual[a.Connector] = AccountJSON{Ref: a.Ref, Enabled: a.Enabled, Entitlements: ents,
+				Unconfirmed: a.Maybe, Pending: a.Pending, Updated: a.Updated.UTC()}
 		}
 		ds, err := tx.Deliveries(r.Context(), store.DeliveryQuery{IdentityID: idParam, Limit: 100})
 		for _, d := range ds {

@@ -246,6 +246,10 @@ type Account struct {
 	// answer recorded): the account may exist at the target even though
 	// Ref is "". Cleared once an ensure or a lookup settles it.
 	Pending bool
+	// Maybe are entitlements whose grant was sent but not confirmed: they
+	// may be held, so they are revoked when no longer wanted (and granted
+	// again while they are). Sorted, not in Entitlements.
+	Maybe []string
 }
 
 // TOTPEnrollment is an identity's built-in TOTP authenticator (RFC 6238).
@@ -480,7 +484,7 @@ type Tx interface {
 	// after a crash nothing is running. It returns how many it requeued.
 	RequeueRunning(ctx context.Context, now time.Time) (int, error)
 	// PutAccount inserts or replaces the account for (IdentityID,
-	// Connector). Entitlements are stored sorted and deduplicated.
+	// Connector). Entitlements and Maybe are stored sorted and deduplicated.
 	// ErrNotFound if the identity does not exist.
 	PutAccount(ctx context.Context, a *Account) error
 	// DeleteAccount removes the account; none is not an error.

@@ -441,22 +441,28 @@ func (t *writeTx) RequeueRunning(ctx context.Context, now time.Time) (int, error
 	return int(k), nil
 }
 
-const accountCols = `identity_id, connector, ref, enabled, entitlements, updated, pending`
+const accountCols = `identity_id, connector, ref, enabled, entitlements, updated, pending, maybe`
 
 func scanAccount(row rowScanner) (*store.Account, error) {
 	var (
-		a            store.Account
-		entitlements string
-		updated      int64
+		a                   store.Account
+		entitlements, maybe string
+		updated             int64
 	)
-	if err := row.Scan(&a.IdentityID, &a.Connector, &a.Ref, &a.Enabled, &entitlements, &updated, &a.Pending); err != nil {
+	if err := row.Scan(&a.IdentityID, &a.Connector, &a.Ref, &a.Enabled, &entitlements, &updated, &a.Pending, &maybe); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(entitlements), &a.Entitlements); err != nil {
 		return nil, fmt.Errorf("account of %q in %q: entitlements: %w", a.IdentityID, a.Connector, err)
 	}
+	if err := json.Unmarshal([]byte(maybe), &a.Maybe); err != nil {
+		return nil, fmt.Errorf("account of %q in %q: maybe: %w", a.IdentityID, a.Connector, err)
+	}
 	if len(a.Entitlements) == 0 {
 		a.Entitlements = nil
+	}
+	if len(a.Maybe) == 0 {
+		a.Maybe = nil
 	}
 	a.Updated = fromNanos(updated)
 	return &a, nil
@@ -516,6 +522,16 @@ func (t *readTx) ConnectorAccounts(ctx context.Context, connector string) ([]*st
 	return out, nil
 }
 
+// sortedJSON encodes a set of strings as a sorted, deduplicated JSON array.
+func sortedJSON(xs []string) (string, error) {
+	set := slices.Compact(slices.Sorted(slices.Values(xs)))
+	if set == nil {
+		set = []string{}
+	}
+	b, err := json.Marshal(set)
+	return string(b), err
+}
+
 // PutAccount implements store.Tx with one upsert replacing every column.
 // Entitlements are sorted and deduplicated on a copy (a's slice is left as
 // it is). An identity that does not exist is ErrNotFound; an empty identity
@@ -535,20 +551,20 @@ func (t *writeTx) PutAccount(ctx context.Context, a *store.Account) error {
 	if err != nil {
 		return fail(err)
 	}
-	ents := slices.Compact(slices.Sorted(slices.Values(a.Entitlements)))
-	if ents == nil {
-		ents = []string{}
+	enc, err := sortedJSON(a.Entitlements)
+	if err != nil {
+		return fail(err)
 	}
-	enc, err := json.Marshal(ents)
+	maybe, err := sortedJSON(a.Maybe)
 	if err != nil {
 		return fail(err)
 	}
 	_, err = t.exec(ctx, `
-		INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (identity_id, connector) DO UPDATE SET
 			ref = excluded.ref, enabled = excluded.enabled, entitlements = excluded.entitlements,
-			updated = excluded.updated, pending = excluded.pending`,
-		a.IdentityID, a.Connector, a.Ref, a.Enabled, string(enc), updated, a.Pending)
+			updated = excluded.updated, pending = excluded.pending, maybe = excluded.maybe`,
+		a.IdentityID, a.Connector, a.Ref, a.Enabled, enc, updated, a.Pending, maybe)
 	if isForeignKey(err) {
 		return fail(fmt.Errorf("no such identity: %w", store.ErrNotFound))
 	}

@@ -805,6 +805,9 @@ func accountDiff(got, want *store.Account) string {
 	if got.Pending != want.Pending {
 		add("Pending", got.Pending, want.Pending)
 	}
+	if !slices.Equal(got.Maybe, want.Maybe) {
+		add("Maybe", fmt.Sprintf("%q", got.Maybe), fmt.Sprintf("%q", want.Maybe))
+	}
 	if !slices.Equal(got.Entitlements, want.Entitlements) {
 		add("Entitlements", fmt.Sprintf("%q", got.Entitlements), fmt.Sprintf("%q", want.Entitlements))
 	}
@@ -870,6 +873,15 @@ func testAccounts(t *testing.T, s store.Store) {
 	putAll(t, s, store.Tx.PutAccount, pend)
 	wantAccount(t, s, pend)
 	settled := &store.Account{IdentityID: "a", Connector: "github", Ref: "r1", Enabled: true, Updated: at(3 * time.Hour)}
+	putAll(t, s, store.Tx.PutAccount, settled)
+	wantAccount(t, s, settled)
+	// Unconfirmed grants round-trip sorted and deduplicated, and clear.
+	unsure := &store.Account{IdentityID: "a", Connector: "github", Ref: "r1", Enabled: true,
+		Entitlements: []string{"x"}, Maybe: []string{"z", "y", "z"}, Updated: at(4 * time.Hour)}
+	putAll(t, s, store.Tx.PutAccount, unsure)
+	wantUnsure := *unsure
+	wantUnsure.Maybe = []string{"y", "z"}
+	wantAccount(t, s, &wantUnsure)
 	putAll(t, s, store.Tx.PutAccount, settled)
 	wantAccount(t, s, settled)
 
