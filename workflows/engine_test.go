@@ -16,6 +16,7 @@ import (
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/internal/store/sqlite"
+	"github.com/jmlgate/jmlgate/internal/testhttp"
 	"github.com/jmlgate/jmlgate/scim"
 	"github.com/jmlgate/jmlgate/workflows"
 	"github.com/jmlgate/jmlgate/workflows/roles"
@@ -80,7 +81,7 @@ func (e *env) do(method, path string, body any) (int, map[string]any) {
 	}
 	req, _ := http.NewRequest(method, e.ts.URL+scim.Prefix+path, rd)
 	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testhttp.Client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

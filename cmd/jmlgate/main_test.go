@@ -18,6 +18,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/jmlgate/jmlgate/internal/config"
+	"github.com/jmlgate/jmlgate/internal/testhttp"
 )
 
 // gateway is a running App for one test.
@@ -103,7 +104,7 @@ func (g *gateway) do(method, path, token string, body any, headers ...string) re
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testhttp.Client.Do(req)
 	if err != nil {
 		g.t.Fatalf("%s %s: %v", method, path, err)
 	}

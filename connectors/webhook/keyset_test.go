@@ -24,6 +24,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/jmlgate/jmlgate/internal/testhttp"
 )
 
 // privateDs returns the base64url "d" values in the key file at path.
@@ -515,7 +517,7 @@ func TestJWKSHandler(t *testing.T) {
 		t.Run(tc.method, func(t *testing.T) {
 			t.Parallel()
 			req, _ := http.NewRequest(tc.method, srv.URL, nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testhttp.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

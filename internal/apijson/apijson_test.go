@@ -57,7 +57,12 @@ func do(t *testing.T, method, url string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A transport of its own: httptest.Server.Close closes the idle
+	// connections of http.DefaultTransport, which would break the
+	// requests of parallel subtests sharing it.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

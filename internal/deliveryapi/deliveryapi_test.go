@@ -21,6 +21,7 @@ import (
 	"github.com/jmlgate/jmlgate/internal/reqctx"
 	"github.com/jmlgate/jmlgate/internal/store"
 	"github.com/jmlgate/jmlgate/internal/store/sqlite"
+	"github.com/jmlgate/jmlgate/internal/testhttp"
 	"github.com/jmlgate/jmlgate/workflows"
 )
 
@@ -167,7 +168,7 @@ func (e *apiEnv) do(method, path string, out any) (int, http.Header, []byte) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testhttp.Client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jmlgate/jmlgate/internal/scimtarget"
+	"github.com/jmlgate/jmlgate/internal/testhttp"
 )
 
 const token = "t0ken"
@@ -42,7 +43,7 @@ func call(ctx context.Context, t *testing.T, s *scimtarget.Server, method, path,
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testhttp.Client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
