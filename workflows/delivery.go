@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -84,7 +84,7 @@ func (t *Target) record(err error, now time.Time) {
 		t.lastSuccess, t.failing = now, 0
 		return
 	}
-	t.lastError, t.lastErrorAt = err.Error(), now
+	t.lastError, t.lastErrorAt = safeError(err), now
 	t.failing++
 }
 
@@ -280,8 +280,7 @@ func (d *Dispatcher) Drain(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		ran := 0
-		for _, name := range slices.Sorted(mapKeys(d.Targets)) {
-			t := d.Targets[name]
+		for _, t := range d.sortedTargets() {
 			jobs, err := d.claim(ctx, t, 64)
 			if err != nil {
 				return total, err
@@ -295,16 +294,6 @@ func (d *Dispatcher) Drain(ctx context.Context) (int, error) {
 			return total, nil
 		}
 		total += ran
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
@@ -337,8 +326,8 @@ func (d *Dispatcher) PlanFor(ctx context.Context, tx store.ReadTx, id string) ([
 		byConn[a.Connector] = a
 	}
 	out := []Planned{}
-	for _, name := range slices.Sorted(mapKeys(d.Targets)) {
-		t := d.Targets[name]
+	for _, t := range d.sortedTargets() {
+		name := t.Name
 		_, sessions := t.Conn.(connectors.SessionRevoker)
 		p := Planned{Connector: name, Want: want[name], Ops: Plan(want[name], byConn[name], sessions)}
 		if a := byConn[name]; a != nil {
@@ -848,10 +837,9 @@ func accountOf(idn *store.Identity, doc map[string]any) connectors.Account {
 // sortedTargets lists the targets by name.
 func (d *Dispatcher) sortedTargets() []*Target {
 	out := make([]*Target, 0, len(d.Targets))
-	for _, t := range d.Targets {
-		out = append(out, t)
+	for _, name := range slices.Sorted(maps.Keys(d.Targets)) {
+		out = append(out, d.Targets[name])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

@@ -6,10 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"github.com/jmlgate/jmlgate/connectors"
 	"hash"
 	"hash/fnv"
 	"time"
+
+	"github.com/jmlgate/jmlgate/connectors"
 )
 
 // Event types, the "type" claim.
