@@ -2,21 +2,19 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/jmlgate/jmlgate/internal/config"
+	jwkset "github.com/jmlgate/jmlgate/internal/jwks"
 )
 
 // Settings of the JWKS loader.
@@ -24,11 +22,7 @@ const (
 	// MinJWKSReload is the shortest interval between two JWKS loads, whether
 	// for the periodic refresh, an unknown key id, or a failed load: a flood
 	// of tokens with made-up key ids cannot flood the identity provider.
-	MinJWKSReload = time.Minute
-	// jwksTimeout bounds one fetch of a jwks_url.
-	jwksTimeout = 10 * time.Second
-	// maxJWKSBytes bounds a key set document.
-	maxJWKSBytes = 1 << 20
+	MinJWKSReload = jwkset.MinReload
 )
 
 // asymmetric is every signature algorithm a JWT may use: never "none" nor
@@ -45,17 +39,8 @@ var asymmetric = []jose.SignatureAlgorithm{
 type jwtVerifier struct {
 	issuer, audience, claim string
 	algs                    []jose.SignatureAlgorithm
-	leeway, refresh         time.Duration
-	source                  string // for messages: the file or URL
-	load                    func(ctx context.Context) ([]byte, error)
-
-	loadMu sync.Mutex // serialises loads
-
-	mu        sync.Mutex // guards the fields below
-	keys      []jose.JSONWebKey
-	loaded    time.Time // last successful load
-	attempted time.Time // last load attempt
-	loadErr   error     // error of the last attempt, if it failed
+	leeway                  time.Duration
+	keys                    *jwkset.Cache
 }
 
 func newJWTVerifier(c config.JWT) (*jwtVerifier, error) {
@@ -84,7 +69,6 @@ func newJWTVerifier(c config.JWT) (*jwtVerifier, error) {
 		audience: c.Audience,
 		claim:    c.ScopesClaim,
 		leeway:   c.Leeway.D(),
-		refresh:  c.JWKSRefresh.D(),
 	}
 	for _, a := range c.Algorithms {
 		alg := jose.SignatureAlgorithm(a)
@@ -95,133 +79,26 @@ func newJWTVerifier(c config.JWT) (*jwtVerifier, error) {
 	}
 	if c.JWKSFile != "" {
 		path := c.JWKSFile
-		v.source = path
-		v.load = func(context.Context) ([]byte, error) { return os.ReadFile(path) }
+		load := func(context.Context) ([]byte, error) { return os.ReadFile(path) }
 		// Fail fast on a missing or broken file.
-		data, err := v.load(context.Background())
+		data, err := load(context.Background())
 		if err != nil {
 			return nil, fmt.Errorf("auth: jwt: %w", err)
 		}
-		keys, err := parseJWKS(data)
+		keys, err := jwkset.Parse(data)
 		if err != nil {
 			return nil, fmt.Errorf("auth: jwt: %s: %w", path, err)
 		}
-		v.keys = keys
-		// loaded/attempted stay zero: the first token reloads the file and
-		// starts the clock, which lets tests inject time freely.
+		// The first token reloads the file and starts the clock, which
+		// lets tests inject time freely.
+		v.keys = jwkset.NewCache(path, load, c.JWKSRefresh.D(), keys)
 	} else {
 		url := c.JWKSURL
-		v.source = url
-		client := &http.Client{Timeout: jwksTimeout}
-		v.load = func(ctx context.Context) ([]byte, error) { return fetch(ctx, client, url) }
+		client := &http.Client{Timeout: jwkset.Timeout}
+		v.keys = jwkset.NewCache(url, func(ctx context.Context) ([]byte, error) { return jwkset.Fetch(ctx, client, url) },
+			c.JWKSRefresh.D(), nil)
 	}
 	return v, nil
-}
-
-func fetch(ctx context.Context, client *http.Client, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json, application/jwk-set+json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %s", url, resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxJWKSBytes {
-		return nil, fmt.Errorf("GET %s: key set larger than %d bytes", url, maxJWKSBytes)
-	}
-	return data, nil
-}
-
-// parseJWKS decodes a key set and keeps the public signature keys; private
-// halves are dropped and symmetric keys ignored.
-func parseJWKS(data []byte) ([]jose.JSONWebKey, error) {
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("invalid JWKS: %w", err)
-	}
-	var keys []jose.JSONWebKey
-	for _, k := range set.Keys {
-		if k.Use == "enc" {
-			continue
-		}
-		pub := k.Public()
-		if !pub.IsPublic() || !pub.Valid() {
-			continue // symmetric or unusable
-		}
-		keys = append(keys, pub)
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("JWKS holds no public signature key")
-	}
-	return keys, nil
-}
-
-// reload loads the key set unless a load was attempted less than
-// MinJWKSReload ago. With wait false it gives up at once if another load is
-// running. The load outlives a cancelled ctx (bounded by its own timeout):
-// its result serves every caller.
-func (v *jwtVerifier) reload(ctx context.Context, now time.Time, wait bool) {
-	if wait {
-		v.loadMu.Lock()
-	} else if !v.loadMu.TryLock() {
-		return
-	}
-	defer v.loadMu.Unlock()
-	v.mu.Lock()
-	recent := !v.attempted.IsZero() && now.Sub(v.attempted) < MinJWKSReload && !now.Before(v.attempted)
-	if !recent {
-		v.attempted = now
-	}
-	v.mu.Unlock()
-	if recent {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksTimeout)
-	defer cancel()
-	data, err := v.load(ctx)
-	var keys []jose.JSONWebKey
-	if err == nil {
-		keys, err = parseJWKS(data)
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if err != nil {
-		v.loadErr = err
-		return
-	}
-	v.keys, v.loaded, v.loadErr = keys, now, nil
-}
-
-func (v *jwtVerifier) snapshot() ([]jose.JSONWebKey, time.Time, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.keys, v.loaded, v.loadErr
-}
-
-// candidates returns the keys that may have signed a token with that key id
-// and algorithm.
-func candidates(keys []jose.JSONWebKey, kid, alg string) []jose.JSONWebKey {
-	var out []jose.JSONWebKey
-	for _, k := range keys {
-		if kid != "" && k.KeyID != kid {
-			continue
-		}
-		if k.Algorithm != "" && k.Algorithm != alg {
-			continue
-		}
-		out = append(out, k)
-	}
-	return out
 }
 
 func (v *jwtVerifier) verify(ctx context.Context, bearer string, now time.Time) (*Principal, error) {
@@ -236,22 +113,9 @@ func (v *jwtVerifier) verify(ctx context.Context, bearer string, now time.Time) 
 	}
 	kid, alg := tok.Headers[0].KeyID, tok.Headers[0].Algorithm
 
-	keys, loaded, _ := v.snapshot()
-	if keys == nil || loaded.IsZero() || now.Sub(loaded) >= v.refresh {
-		// Block only if there is nothing to verify with yet.
-		v.reload(ctx, now, keys == nil)
-		keys, _, _ = v.snapshot()
-	}
-	cands := candidates(keys, kid, alg)
-	if len(cands) == 0 && kid != "" {
-		// Perhaps the provider rotated its keys.
-		v.reload(ctx, now, true)
-		keys, _, _ = v.snapshot()
-		cands = candidates(keys, kid, alg)
-	}
-	if keys == nil {
-		_, _, loadErr := v.snapshot()
-		return nil, fmt.Errorf("auth: jwt: no key set from %s: %v", v.source, loadErr)
+	cands, have, loadErr := v.keys.Keys(ctx, kid, alg, now)
+	if !have {
+		return nil, fmt.Errorf("auth: jwt: no key set from %s: %v", v.keys.Source(), loadErr)
 	}
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("%w: jwt: no key with id %q for %s in the key set", ErrInvalid, kid, alg)
